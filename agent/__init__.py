@@ -1,0 +1,1 @@
+"""The medtap sensor: capture, decode, flows, app detection, parsers, inventory, CLI."""

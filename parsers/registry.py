@@ -1,0 +1,101 @@
+"""App detection registry: each protocol registers a name, port hints, a probe and a factory.
+
+Detection is by payload first; ports are only hints that order the candidates
+(HL7 on 6661 and DICOM on 4242 must still be found). A probe sees the first
+in-order payload bytes of one direction of a flow and answers MATCH, NO or
+NEED_MORE; it must be cheap and must never raise.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from parsers.base import Direction, FlowKey, Parser
+
+MAX_PROBE_BYTES = 512  # a probe that has not decided after this many bytes is a NO
+
+
+class Probe(enum.Enum):
+    MATCH = "match"
+    NO = "no"
+    NEED_MORE = "need_more"
+
+
+ProbeFn = Callable[[Direction, bytes], Probe]
+
+
+@dataclass(frozen=True, slots=True)
+class ParserSpec:
+    name: str
+    transport: str  # "tcp" or "udp"
+    probe: ProbeFn
+    factory: Callable[[FlowKey], Parser]
+    port_hints: frozenset[int] = field(default_factory=frozenset)
+
+
+class Registry:
+    """Ordered set of parser specs; the agent asks it which parser a flow needs."""
+
+    def __init__(self, specs: Iterable[ParserSpec] = ()) -> None:
+        self._specs: dict[str, ParserSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: ParserSpec) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"parser {spec.name!r} registered twice")
+        if spec.transport not in ("tcp", "udp"):
+            raise ValueError(f"parser {spec.name!r}: transport {spec.transport!r}")
+        self._specs[spec.name] = spec
+
+    def __iter__(self) -> Iterable[ParserSpec]:  # type: ignore[override]
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def get(self, name: str) -> ParserSpec | None:
+        return self._specs.get(name)
+
+    def candidates(self, transport: str, ports: tuple[int, int]) -> list[ParserSpec]:
+        """Specs for ``transport``, port-hinted ones first."""
+        specs = [s for s in self._specs.values() if s.transport == transport]
+        hinted = [s for s in specs if s.port_hints.intersection(ports)]
+        return hinted + [s for s in specs if s not in hinted]
+
+    def detect(
+        self, candidates: list[ParserSpec], direction: Direction, data: bytes
+    ) -> tuple[ParserSpec | None, list[ParserSpec]]:
+        """Probe ``data`` with each candidate.
+
+        Returns (the matching spec, None if none matched) and the candidates
+        that still need more bytes. A probe that raises is a bug in that probe:
+        it counts as NO so one broken probe cannot stop detection.
+        """
+        undecided: list[ParserSpec] = []
+        for spec in candidates:
+            try:
+                verdict = spec.probe(direction, data)
+            except Exception:  # noqa: BLE001 - a probe bug must not crash the sensor
+                verdict = Probe.NO
+            if verdict is Probe.MATCH:
+                return spec, []
+            if verdict is Probe.NEED_MORE and len(data) < MAX_PROBE_BYTES:
+                undecided.append(spec)
+        return None, undecided
+
+
+def default_registry() -> Registry:
+    """Every parser shipped with medtap. Protocol modules add themselves here."""
+    registry = Registry()
+    for spec in _builtin_specs():
+        registry.register(spec)
+    return registry
+
+
+def _builtin_specs() -> list[ParserSpec]:
+    # Imported here so a broken optional parser module cannot break import of the registry.
+    specs: list[ParserSpec] = []
+    return specs
