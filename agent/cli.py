@@ -1,0 +1,177 @@
+"""The ``medtap`` command line. Only this module attaches log handlers and prints.
+
+``medtap analyze FILE...`` reads capture files offline through the sensor
+pipeline and writes the inventory report. A file that cannot be read gets a
+one-line error (no traceback); the other files are still analysed, the report
+says which failed, and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from agent.capture import CaptureError, PacketSource
+from agent.capture.files import open_capture
+from agent.flows import MAX_FLOWS
+from agent.pipeline import Analyzer
+from agent.report import InputResult, build_report, render_csv, render_json, render_table
+
+app = typer.Typer(
+    name="medtap",
+    help="Passive discovery of hospital medical devices from network traffic.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("medtap")
+PROGRESS_MIN_BYTES = 8 * 1024 * 1024  # smaller inputs finish before a bar is worth drawing
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"medtap: error: {message}", err=True)
+
+
+@app.command()
+def analyze(
+    files: Annotated[list[Path], typer.Argument(help="pcap / pcapng files, plain or gzip")],
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="report format")
+    ] = OutputFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the report here, not stdout")
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="progress bar on stderr")
+    ] = True,
+    max_flows: Annotated[int, typer.Option(help="live flow table cap", min=1)] = MAX_FLOWS,
+    core_only: Annotated[
+        bool, typer.Option("--core-only", help="decode, flows and endpoints only; no parsers")
+    ] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
+) -> None:
+    """Analyse capture files offline: inventory, flows and statistics."""
+    _setup_logging(verbose)
+    analyzer = Analyzer(max_flows=max_flows, core_only=core_only)
+    sources: list[tuple[Path, PacketSource | None, InputResult]] = []
+    for path in files:
+        result = InputResult(path=str(path), status="ok")
+        try:
+            sources.append((path, open_capture(path), result))
+        except CaptureError as exc:
+            result.status, result.error = "failed", str(exc)
+            _fail(str(exc))
+            sources.append((path, None, result))
+
+    total = sum(src.size or 0 for _, src, _ in sources if src is not None)
+    show = progress and total >= PROGRESS_MIN_BYTES and sys.stderr.isatty()
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not show,
+    )
+    with bar:
+        task = bar.add_task("reading", total=total or None)
+        done = 0
+        for path, source, result in sources:
+            if source is None:
+                continue
+            bar.update(task, description=f"reading {path.name}")
+            base = done
+
+            def tick(src: PacketSource = source, base: int = base) -> None:
+                bar.update(task, completed=base + src.bytes_read)
+
+            try:
+                result.packets = analyzer.run(source.frames(), tick)
+            except CaptureError as exc:  # damage after good records: keep what was read
+                result.status, result.error = "failed", str(exc)
+                _fail(str(exc))
+            except OSError as exc:
+                result.status, result.error = "failed", f"{path}: read error: {exc.strerror}"
+                _fail(result.error)
+            result.warnings = list(source.warnings)
+            for warning in source.warnings:
+                log.warning("%s: %s", path, warning)
+            done += source.size or 0
+            bar.update(task, completed=done)
+
+    inputs = [r for _, _, r in sources]
+    if all(r.status != "ok" for r in inputs) and not analyzer.packets:
+        raise typer.Exit(1)
+    report = build_report(analyzer.finish(), inputs)
+    _write(report, output_format, output)
+    failed = [r.path for r in inputs if r.status != "ok"]
+    if failed:
+        _fail(f"{len(failed)} of {len(inputs)} inputs failed: {', '.join(failed)}")
+        raise typer.Exit(1)
+
+
+def _write(report: dict, output_format: OutputFormat, output: Path | None) -> None:  # type: ignore[type-arg]
+    if output_format is OutputFormat.table:
+        if output is None:
+            render_table(report, Console())
+            return
+        text_console = Console(file=None, record=True, width=160)
+        with text_console.capture():
+            render_table(report, text_console)
+        text = text_console.export_text()
+    elif output_format is OutputFormat.json:
+        text = render_json(report)
+    else:
+        text = render_csv(report)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{output}: cannot write report: {exc.strerror}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def version() -> None:
+    """Print the medtap version."""
+    from agent.report import version as medtap_version
+
+    typer.echo(medtap_version())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Devices and inventory groups from endpoints and evidence.
+
+Each endpoint becomes a device; each evidence record attaches to the device
+that owns its host (an IP on a VLAN, or a named device behind a gateway). A
+device's type, vendor, model, version and hostnames come from *claims*
+(``parsers.vocabulary``): per field, the value with the highest confidence
+wins, then the most often seen. Devices are grouped by (type, vendor, model)
+with a count, medical devices first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.endpoints import Endpoint
+from agent.evidence import Evidence
+from parsers.vocabulary import (
+    CATEGORIES,
+    CLAIM_FIELDS,
+    DEVICE_TYPES,
+    INFRASTRUCTURE,
+    NAMED_DEVICE_PREFIX,
+    UNKNOWN,
+)
+
+OUI_SOURCE = "IEEE OUI registry (netaddr)"
+OUI_CONFIDENCE = 0.3  # a NIC vendor is often not the device vendor (OEM boards)
+
+
+@dataclass
+class Device:
+    id: str
+    mac: str | None
+    ips: list[str]
+    vlans: list[int]
+    hostnames: list[str] = field(default_factory=list)
+    category: str | None = None
+    device_type: str = UNKNOWN
+    vendor: str | None = None
+    model: str | None = None
+    software_version: str | None = None
+    serial: str | None = None
+    oui_vendor: str | None = None
+    confidence: float = 0.0
+    is_router: bool = False
+    reached_via: list[str] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    first_seen: float | None = None
+    last_seen: float | None = None
+    flows: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "mac": self.mac,
+            "ips": self.ips,
+            "vlans": self.vlans,
+            "hostnames": self.hostnames,
+            "category": self.category,
+            "device_type": self.device_type,
+            "vendor": self.vendor,
+            "model": self.model,
+            "software_version": self.software_version,
+            "serial": self.serial,
+            "oui_vendor": self.oui_vendor,
+            "confidence": round(self.confidence, 3),
+            "is_router": self.is_router,
+            "reached_via": self.reached_via,
+            "evidence": self.evidence,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "flows": self.flows,
+        }
+
+
+def build_devices(endpoints: list[Endpoint], evidence: list[Evidence]) -> list[Device]:
+    devices: dict[str, Device] = {}
+    by_ip_vlan: dict[tuple[int | None, str], str] = {}
+    by_ip: dict[str, list[str]] = defaultdict(list)
+    for ep in endpoints:
+        dev = Device(
+            id=ep.id,
+            mac=ep.mac,
+            ips=ep.ips,
+            vlans=ep.vlans,
+            is_router=ep.is_router,
+            first_seen=ep.first_seen,
+            last_seen=ep.last_seen,
+            flows=ep.flows,
+        )
+        if ep.oui_vendor:
+            dev.oui_vendor = ep.oui_vendor
+            dev.evidence.append(
+                _evidence_row("oui.vendor", ep.oui_vendor, OUI_SOURCE, 1, OUI_CONFIDENCE)
+            )
+        devices[ep.id] = dev
+        for vlan, ip in ep.ip_keys:
+            text = str(ipaddress.ip_address(ip))
+            by_ip_vlan[(vlan, text)] = ep.id
+            if ep.id not in by_ip[text]:
+                by_ip[text].append(ep.id)
+
+    claims: dict[str, list[tuple[str, str, float, int]]] = defaultdict(list)
+    for ev in evidence:
+        dev_id = _owner(ev, devices, by_ip_vlan, by_ip)
+        dev = devices[dev_id]
+        dev.evidence.append(_evidence_row(ev.kind, ev.value, ev.source, ev.count, ev.confidence))
+        field_name = ev.kind.rsplit(".", 1)[-1]
+        if field_name in CLAIM_FIELDS:
+            claims[dev_id].append((field_name, ev.value, ev.confidence, ev.count))
+        if field_name == "reached_via" and ev.value not in dev.reached_via:
+            dev.reached_via.append(ev.value)
+        if dev.first_seen is None or ev.first_seen < dev.first_seen:
+            dev.first_seen = ev.first_seen
+        if dev.last_seen is None or ev.last_seen > dev.last_seen:
+            dev.last_seen = ev.last_seen
+
+    for dev in devices.values():
+        _classify(dev, claims.get(dev.id, []))
+    return sorted(devices.values(), key=_device_order)
+
+
+def _owner(
+    ev: Evidence,
+    devices: dict[str, Device],
+    by_ip_vlan: dict[tuple[int | None, str], str],
+    by_ip: dict[str, list[str]],
+) -> str:
+    """The device an evidence record is about; creates it when nothing owns the host."""
+    if ev.host.startswith(NAMED_DEVICE_PREFIX):
+        if ev.host not in devices:
+            devices[ev.host] = Device(id=ev.host, mac=None, ips=[], vlans=[])
+        return ev.host
+    owner = by_ip_vlan.get((ev.vlan, ev.host))
+    if owner is None and len(by_ip.get(ev.host, [])) == 1:
+        owner = by_ip[ev.host][0]  # seen on another VLAN (routed), one host owns the IP
+    if owner is None:
+        owner = f"ip:{ev.host}" + (f"@vlan{ev.vlan}" if ev.vlan is not None else "")
+        if owner not in devices:
+            vlans = [ev.vlan] if ev.vlan is not None else []
+            devices[owner] = Device(id=owner, mac=None, ips=[ev.host], vlans=vlans)
+        by_ip_vlan[(ev.vlan, ev.host)] = owner
+    return owner
+
+
+def _classify(dev: Device, claims: list[tuple[str, str, float, int]]) -> None:
+    best: dict[str, tuple[float, int, str]] = {}
+    hostnames: Counter[str] = Counter()
+    for field_name, value, confidence, count in claims:
+        if field_name == "hostname":
+            hostnames[value] += count
+            continue
+        if field_name == "device_type" and value not in DEVICE_TYPES:
+            continue
+        if field_name == "category" and value not in CATEGORIES:
+            continue
+        current = best.get(field_name)
+        if current is None or (confidence, count) > current[:2]:
+            best[field_name] = (confidence, count, value)
+    dev.hostnames = [name for name, _ in hostnames.most_common()]
+    if "device_type" in best:
+        dev.device_type = best["device_type"][2]
+        dev.confidence = best["device_type"][0]
+    elif dev.is_router:
+        dev.device_type, dev.confidence = "router", 0.6
+    dev.vendor = _value(best, "vendor")
+    dev.model = _value(best, "model")
+    dev.software_version = _value(best, "software_version")
+    dev.serial = _value(best, "serial")
+    if "category" in best:
+        dev.category = best["category"][2]
+    elif dev.device_type != UNKNOWN:
+        dev.category = DEVICE_TYPES[dev.device_type]
+    elif dev.is_router:
+        dev.category = INFRASTRUCTURE
+
+
+def _value(best: dict[str, tuple[float, int, str]], name: str) -> str | None:
+    return best[name][2] if name in best else None
+
+
+def _evidence_row(
+    kind: str, value: str, source: str, count: int, confidence: float = 1.0
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "value": value,
+        "source": source,
+        "count": count,
+        "confidence": round(confidence, 3),
+    }
+
+
+_CATEGORY_ORDER = {"medical": 0, "clinical-it": 1, "infrastructure": 2, "other": 3, None: 4}
+
+
+def _device_order(dev: Device) -> tuple[int, str, str]:
+    return (_CATEGORY_ORDER.get(dev.category, 4), dev.device_type, dev.id)
+
+
+def build_groups(devices: list[Device]) -> list[dict[str, Any]]:
+    """One inventory entry per (type, vendor, model): "35 patient monitors (Philips MX800)"."""
+    groups: dict[tuple[str, str | None, str | None], list[Device]] = defaultdict(list)
+    for dev in devices:
+        groups[(dev.device_type, dev.vendor, dev.model)].append(dev)
+    out = []
+    for (device_type, vendor, model), members in groups.items():
+        category = members[0].category
+        versions = sorted({d.software_version for d in members if d.software_version})
+        out.append(
+            {
+                "device_type": device_type,
+                "category": category,
+                "vendor": vendor,
+                "model": model,
+                "count": len(members),
+                "software_versions": versions,
+                "vlans": sorted({v for d in members for v in d.vlans}),
+                "device_ids": [d.id for d in members],
+                "label": group_label(device_type, vendor, model, len(members)),
+            }
+        )
+    out.sort(key=lambda g: (_CATEGORY_ORDER.get(g["category"], 4), -g["count"], g["device_type"]))
+    return out
+
+
+def group_label(device_type: str, vendor: str | None, model: str | None, count: int) -> str:
+    noun = device_type.replace("-", " ")
+    if count != 1 and not noun.endswith("s"):
+        noun += "s"
+    make = " ".join(x for x in (vendor, model) if x)
+    return f"{count} {noun}" + (f" ({make})" if make else "")

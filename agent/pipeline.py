@@ -1,0 +1,142 @@
+"""The sensor pipeline: raw frames -> decode -> flow table -> app detection -> evidence.
+
+One direction, no back and forth (docs/architecture.md). ``Analyzer.run`` is
+the per-packet hot loop, shared by offline analysis and the live sensor: it
+keeps its counters in locals and calls into app detection only for flows that
+still have detection or parsing work (one attribute check otherwise).
+Endpoint and conversation records are updated once per *flow end*, not per
+packet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.appdetect import AppDetector
+from agent.capture import RawFrame
+from agent.conversations import ConversationTable
+from agent.decode import Decoder, PacketMeta
+from agent.endpoints import EndpointTable
+from agent.evidence import EvidenceStore
+from agent.flows import MAX_FLOWS, Flow, FlowTable
+from agent.inventory import Device, build_devices, build_groups
+from parsers.registry import Registry, default_registry
+
+TICK_EVERY = 8192  # packets between progress callbacks
+ARP_REPLY, ARP_REQUEST = 2, 1
+
+
+@dataclass
+class Results:
+    devices: list[Device]
+    groups: list[dict[str, Any]]
+    conversations: list[Any]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+class Analyzer:
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        *,
+        max_flows: int = MAX_FLOWS,
+        core_only: bool = False,
+    ) -> None:
+        if core_only:
+            registry = Registry()
+        self.decoder = Decoder()
+        self.endpoints = EndpointTable()
+        self.conversations = ConversationTable()
+        self.evidence = EvidenceStore()
+        self.appdetect = AppDetector(registry or default_registry(), self.evidence.add)
+        self.flows = FlowTable(
+            self._flow_ended, max_flows=max_flows, on_new=self.appdetect.on_new_flow
+        )
+        self.packets = 0
+        self.bytes = 0
+        self.non_first_fragments = 0
+        self.started = time.monotonic()
+
+    def run(self, frames: Iterable[RawFrame], tick: Callable[[], None] | None = None) -> int:
+        """Process frames until the source ends; returns the number of frames read."""
+        decode = self.decoder.decode
+        update = self.flows.update
+        on_packet = self.appdetect.on_packet
+        packets = nbytes = 0
+        try:
+            for ts, linktype, data, wirelen in frames:
+                packets += 1
+                nbytes += wirelen
+                meta = decode(linktype, data, ts, wirelen)
+                if meta is None:
+                    continue
+                if meta.ip_version:
+                    if meta.fragment and meta.payload_offset == meta.payload_end:
+                        self.non_first_fragments += 1  # no transport header to key on
+                        continue
+                    flow, to_server = update(meta)
+                    if flow.app_state is not None:
+                        on_packet(flow, to_server, meta)
+                else:
+                    self._layer2(meta)
+                if tick is not None and not packets % TICK_EVERY:
+                    tick()
+        finally:
+            self.packets += packets
+            self.bytes += nbytes
+        return packets
+
+    def _layer2(self, meta: PacketMeta) -> None:
+        if meta.arp is not None:
+            op, sha, spa, _, _ = meta.arp
+            if op in (ARP_REQUEST, ARP_REPLY):
+                self.endpoints.see_arp(sha, meta.vlan, spa, meta.ts)
+        elif meta.src_mac is not None:
+            self.endpoints.see_mac(meta.src_mac, meta.vlan, meta.ts)
+
+    def _flow_ended(self, flow: Flow, reason: str) -> None:
+        self.appdetect.on_end(flow, reason)
+        self.conversations.add(flow, new_connection=not flow.exported)
+        if reason == "active":
+            flow.exported = True
+        see = self.endpoints.see
+        see(flow.client_mac, flow.vlan, flow.client_ip, flow.first_seen, flow.last_seen)
+        see(flow.server_mac, flow.vlan, flow.server_ip, flow.first_seen, flow.last_seen)
+
+    def finish(self) -> Results:
+        """End every live flow and build the inventory. Call once, after the last run()."""
+        self.flows.close_all()
+        devices = build_devices(self.endpoints.build(), list(self.evidence))
+        groups = build_groups(devices)
+        return Results(devices, groups, self.conversations.records(), self.stats())
+
+    def stats(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.started
+        det = self.appdetect
+        return {
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "flows": self.flows.created,
+            "flows_live": len(self.flows),
+            "flows_peak": self.flows.peak,
+            "flows_evicted": self.flows.evicted,
+            "flows_timed_out": self.flows.timed_out,
+            "conversations": len(self.conversations),
+            "conversations_dropped_flows": self.conversations.dropped_flows,
+            "malformed": dict(sorted(self.decoder.malformed.items())),
+            "ip_fragments": self.decoder.ip_fragments,
+            "non_first_fragments": self.non_first_fragments,
+            "non_ip_ethertypes": {f"0x{k:04x}": v for k, v in sorted(self.decoder.non_ip.items())},
+            "apps": dict(det.detected),
+            "parser_errors": dict(det.parser_errors),
+            "parser_rejects": dict(det.parser_rejects),
+            "reassembly": det.reassembly.as_dict(),
+            "evidence_records": len(self.evidence),
+            "evidence_dropped": self.evidence.dropped,
+            "endpoint_bindings_dropped": self.endpoints.bindings_dropped,
+            "elapsed_seconds": round(elapsed, 3),
+            "packets_per_second": round(self.packets / elapsed) if elapsed > 0 else None,
+        }

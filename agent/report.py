@@ -1,0 +1,183 @@
+"""The analysis report: one JSON document (the machine contract), and CSV / table views of it.
+
+Top-level keys (docs/report-format.md): ``devices``, ``groups``, ``flows``,
+``violations``, ``stats``, plus ``inputs`` (per file: ok or the error) and
+``medtap_version``. Unknown fields are null; ``device_type`` is "unknown"
+until classified. Nothing here reads payload: it renders what the pipeline
+already reduced to device fields and counters.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from agent.conversations import Conversation
+from agent.decode import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
+from agent.endpoints import ip_text
+from agent.pipeline import Results
+
+TRANSPORTS = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp", PROTO_ICMPV6: "icmpv6"}
+CSV_COLUMNS = (
+    "id",
+    "category",
+    "device_type",
+    "vendor",
+    "model",
+    "software_version",
+    "serial",
+    "mac",
+    "ips",
+    "vlans",
+    "hostnames",
+    "confidence",
+    "first_seen",
+    "last_seen",
+)
+
+
+@dataclass
+class InputResult:
+    path: str
+    status: str  # "ok", "failed"
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    packets: int = 0
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def version() -> str:
+    try:
+        return metadata.version("medtap")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_report(results: Results, inputs: list[InputResult]) -> dict[str, Any]:
+    devices = []
+    for dev in results.devices:
+        row = dev.as_dict()
+        row["first_seen"], row["last_seen"] = iso(dev.first_seen), iso(dev.last_seen)
+        devices.append(row)
+    return {
+        "medtap_version": version(),
+        "inputs": [vars(i) for i in inputs],
+        "devices": devices,
+        "groups": results.groups,
+        "flows": flow_summary(results.conversations),
+        "violations": [],
+        "stats": results.stats,
+    }
+
+
+def flow_summary(conversations: list[Conversation]) -> dict[str, Any]:
+    by_transport: dict[str, int] = {}
+    by_app: dict[str, int] = {}
+    items = []
+    for c in sorted(conversations, key=lambda c: (c.first_seen, c.server_port)):
+        transport = TRANSPORTS.get(c.proto, str(c.proto))
+        by_transport[transport] = by_transport.get(transport, 0) + c.connections
+        if c.app:
+            by_app[c.app] = by_app.get(c.app, 0) + c.connections
+        ported = c.proto in (PROTO_TCP, PROTO_UDP)
+        items.append(
+            {
+                "transport": transport,
+                "vlan": c.vlan,
+                "inner_vlan": c.inner_vlan,
+                "client": ip_text(c.client_ip),
+                "client_port": c.client_port if ported and c.connections == 1 else None,
+                "server": ip_text(c.server_ip),
+                "server_port": c.server_port if ported else None,
+                "app": c.app,
+                "connections": c.connections,
+                "packets_to_server": c.packets_c2s,
+                "packets_to_client": c.packets_s2c,
+                "bytes_to_server": c.bytes_c2s,
+                "bytes_to_client": c.bytes_s2c,
+                "first_seen": iso(c.first_seen),
+                "last_seen": iso(c.last_seen),
+            }
+        )
+    return {
+        "conversations": len(items),
+        "connections": sum(by_transport.values()),
+        "by_transport": by_transport,
+        "by_app": by_app,
+        "items": items,
+    }
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False) + "\n"
+
+
+def render_csv(report: dict[str, Any]) -> str:
+    """The device list, one row per device, lists joined with ';' (asset-register friendly)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for dev in report["devices"]:
+        row = {k: dev.get(k) for k in CSV_COLUMNS}
+        for key in ("ips", "vlans", "hostnames"):
+            row[key] = ";".join(str(x) for x in dev.get(key) or [])
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def render_table(report: dict[str, Any], console: Console) -> None:
+    groups = Table(title="Inventory groups", title_justify="left")
+    for col in ("count", "type", "category", "vendor", "model", "versions", "VLANs"):
+        groups.add_column(col, justify="right" if col == "count" else "left")
+    for g in report["groups"]:
+        groups.add_row(
+            str(g["count"]),
+            g["device_type"],
+            g["category"] or "-",
+            g["vendor"] or "-",
+            g["model"] or "-",
+            ", ".join(g["software_versions"]) or "-",
+            ", ".join(str(v) for v in g["vlans"]) or "-",
+        )
+    console.print(groups)
+
+    devices = Table(title="Devices", title_justify="left")
+    for col in ("device", "type", "vendor / model", "IPs", "VLANs", "evidence"):
+        devices.add_column(col)
+    for d in report["devices"]:
+        make = " ".join(x for x in (d["vendor"], d["model"], d["software_version"]) if x)
+        devices.add_row(
+            d["id"],
+            d["device_type"],
+            make or "-",
+            ", ".join(d["ips"]) or "-",
+            ", ".join(str(v) for v in d["vlans"]) or "-",
+            str(len(d["evidence"])),
+        )
+    console.print(devices)
+
+    s, f = report["stats"], report["flows"]
+    malformed = sum(s["malformed"].values())
+    console.print(
+        f"{s['packets']:,} packets, {s['bytes']:,} bytes, {f['connections']:,} connections in "
+        f"{f['conversations']:,} conversations, {len(report['devices']):,} devices, "
+        f"{malformed:,} malformed frames, {s['elapsed_seconds']} s"
+    )
+    for item in report["inputs"]:
+        if item["status"] != "ok":
+            console.print(f"[red]failed[/red] {item['path']}: {item['error']}")
+        for warning in item["warnings"]:
+            console.print(f"[yellow]warning[/yellow] {item['path']}: {warning}")
