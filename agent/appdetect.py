@@ -19,11 +19,18 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 
 from agent.decode import PROTO_TCP, PROTO_UDP, PacketMeta
 from agent.endpoints import ip_text
 from agent.flows import Flow
-from agent.reassembly import DATA, ReassemblyBudget, ReassemblyCounters, TcpReassembler, dispatch
+from agent.reassembly import (
+    DATA,
+    ReassemblyBudget,
+    ReassemblyCounters,
+    TcpReassembler,
+    dispatch,
+)
 from parsers.base import Direction, FlowKey, Observation, Parser, ParserState
 from parsers.registry import MAX_PROBE_BYTES, ParserSpec, Registry
 
@@ -99,7 +106,7 @@ class AppDetector:
             if self._probe(flow, session, direction):
                 rest = events[i + 1 :]
                 if rest:
-                    self._run(flow, session, lambda p: dispatch(rest, p))
+                    self._run(flow, session, partial(dispatch, rest))
                 return
             if flow.app_state is None:
                 return
@@ -135,7 +142,9 @@ class AppDetector:
 
         self._run(flow, session, replay)
 
-    def _udp_packet(self, flow: Flow, session: AppSession, to_server: bool, meta: PacketMeta) -> None:
+    def _udp_packet(
+        self, flow: Flow, session: AppSession, to_server: bool, meta: PacketMeta
+    ) -> None:
         direction = Direction.TO_SERVER if to_server else Direction.TO_CLIENT
         data = meta.payload
         if session.parser is None:
@@ -161,14 +170,18 @@ class AppDetector:
             observations = step(parser)
         except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the sensor
             self.parser_errors[name] += 1
-            log.warning("parser %s failed on flow %s: %s", name, _flow_label(flow), type(exc).__name__)
+            log.warning(
+                "parser %s failed on flow %s: %s", name, _flow_label(flow), type(exc).__name__
+            )
             self._give_up(flow)
             return
         if observations:
             self._sink(flow, name, observations)
         if parser.state is ParserState.REJECTED:
             self.parser_rejects[name] += 1
-            log.debug("parser %s rejected flow %s: %s", name, _flow_label(flow), parser.reject_reason)
+            log.debug(
+                "parser %s rejected flow %s: %s", name, _flow_label(flow), parser.reject_reason
+            )
             self._give_up(flow)
 
     def on_end(self, flow: Flow, reason: str) -> None:

@@ -39,6 +39,7 @@ AF_INET6_VALUES = frozenset({10, 24, 28, 30})  # Linux, NetBSD/OpenBSD, FreeBSD,
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 _ETH = struct.Struct("!6s6sH")
+_ETH_VLAN = struct.Struct("!6s6s2xHH")  # one 802.1Q tag: TCI, inner ethertype
 _U16 = struct.Struct("!H")
 _IPV4 = struct.Struct("!BxHxxHBB2x4s4s")  # ver/ihl, total length, flags/frag, ttl, proto, addrs
 _IPV6 = struct.Struct("!4xHBB16s16s")  # payload length, next header, hop limit, addrs
@@ -120,6 +121,9 @@ class Decoder:
 
     def decode(self, linktype: int, frame: bytes, ts: float, wirelen: int) -> PacketMeta | None:
         if linktype == linktypes.ETHERNET:
+            meta = _fast_ethernet_ipv4(frame, ts, wirelen)
+            if meta is not None:
+                return meta
             return self._ethernet(frame, ts, wirelen)
         meta = PacketMeta()
         meta.ts, meta.wirelen, meta.frame = ts, wirelen, frame
@@ -138,8 +142,8 @@ class Decoder:
         if linktype in (linktypes.NULL, linktypes.LOOP):
             if len(frame) < 4:
                 return self._bad("loopback: short header")
-            order = "big" if linktype == linktypes.LOOP else "little"
-            family = int.from_bytes(frame[:4], order)
+            big = linktype == linktypes.LOOP
+            family = int.from_bytes(frame[:4], "big" if big else "little")
             if family not in (AF_INET, *AF_INET6_VALUES) and linktype == linktypes.NULL:
                 family = int.from_bytes(frame[:4], "big")  # written on a big-endian host
             if family == AF_INET:
@@ -163,7 +167,8 @@ class Decoder:
             return self._after_ethertype(meta, ethertype, 20)
         return self._bad(f"unsupported link type {linktype}")
 
-    def _bad(self, reason: str) -> None:
+    def _bad(self, reason: str) -> PacketMeta | None:
+        """Count an undecodable frame by reason; always None, for ``return self._bad(...)``."""
         self.malformed[reason] += 1
         return None
 
@@ -193,7 +198,7 @@ class Decoder:
                 ethertype = _U16.unpack_from(frame, off + 2)[0]
                 off += 4
         meta.ethertype = ethertype
-        if ethertype == ETH_IPV4 or ethertype == ETH_IPV6:
+        if ethertype in (ETH_IPV4, ETH_IPV6):
             return self._l3(meta, ethertype, off)
         if ethertype == ETH_ARP:
             return self._arp(meta, off)
@@ -229,7 +234,8 @@ class Decoder:
                 end = len(frame)
                 if off + ihl > end:
                     return self._bad("ipv4: header cut by snaplen")
-            meta.ip_version, meta.src_ip, meta.dst_ip, meta.ttl, meta.proto = 4, src, dst, ttl, proto
+            meta.ip_version, meta.src_ip, meta.dst_ip = 4, src, dst
+            meta.ttl, meta.proto = ttl, proto
             if frag & 0x3FFF:  # more-fragments flag or a non-zero offset
                 meta.fragment = True
                 self.ip_fragments += 1
@@ -303,7 +309,7 @@ class Decoder:
                 end = off + length  # Ethernet padding is not payload
             meta.payload_offset, meta.payload_end = off + 8, end
             return meta
-        if proto == PROTO_ICMP or proto == PROTO_ICMPV6:
+        if proto in (PROTO_ICMP, PROTO_ICMPV6):
             if end - off < 4:
                 return self._bad("icmp: short header")
             meta.sport, meta.dport = frame[off], frame[off + 1]  # type, code
@@ -311,3 +317,75 @@ class Decoder:
             return meta
         meta.payload_offset, meta.payload_end = off, end
         return meta
+
+
+_eth_vlan = _ETH_VLAN.unpack_from
+_ipv4 = _IPV4.unpack_from
+_tcp = _TCP.unpack_from
+_udp = _UDP.unpack_from
+_new_meta = PacketMeta.__new__
+
+
+def _fast_ethernet_ipv4(frame: bytes, ts: float, wirelen: int) -> PacketMeta | None:
+    """The common case in one flat function: Ethernet, at most one 802.1Q tag, IPv4
+    without options or fragmentation, TCP or UDP. Returns None for anything else,
+    and the general decoder takes over (it also does the error accounting).
+
+    Measured ~2x faster than the layered path (docs/performance.md). Sets every
+    slot, because ``PacketMeta.__init__`` is skipped here.
+    """
+    size = len(frame)
+    if size < 54:
+        return None
+    dst, src, tci, ethertype = _eth_vlan(frame)
+    if frame[12] == 0x81 and frame[13] == 0x00:
+        vlan: int | None = tci & 0x0FFF
+        off = 18
+    else:
+        vlan, ethertype, off = None, tci, 14
+    if ethertype != ETH_IPV4:
+        return None
+    ver_ihl, total_len, frag, ttl, proto, src_ip, dst_ip = _ipv4(frame, off)
+    end = off + total_len
+    if ver_ihl != 0x45 or frag & 0x3FFF or end > size or total_len < 40:
+        return None
+    off += 20
+    if proto == PROTO_TCP:
+        sport, dport, seq, _, data_off, flags, window = _tcp(frame, off)
+        hlen = (data_off >> 4) * 4
+        if hlen < 20 or off + hlen > end:
+            return None
+        off += hlen
+    elif proto == PROTO_UDP:
+        sport, dport, length = _udp(frame, off)
+        if length < 8 or off + length > end:
+            return None
+        end = off + length
+        off += 8
+        seq = flags = window = 0
+    else:
+        return None
+    meta = _new_meta(PacketMeta)
+    meta.ts = ts
+    meta.wirelen = wirelen
+    meta.vlan = vlan
+    meta.inner_vlan = None
+    meta.src_mac = src
+    meta.dst_mac = dst
+    meta.ethertype = ETH_IPV4
+    meta.ip_version = 4
+    meta.src_ip = src_ip
+    meta.dst_ip = dst_ip
+    meta.ttl = ttl
+    meta.proto = proto
+    meta.sport = sport
+    meta.dport = dport
+    meta.tcp_flags = flags
+    meta.seq = seq
+    meta.window = window
+    meta.fragment = False
+    meta.frame = frame
+    meta.payload_offset = off
+    meta.payload_end = end
+    meta.arp = None
+    return meta

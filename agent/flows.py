@@ -159,7 +159,7 @@ class FlowTable:
     def update(self, meta: PacketMeta) -> tuple[Flow, bool]:
         """Account one IP packet; returns its flow and whether it went client -> server."""
         proto = meta.proto
-        if proto == PROTO_TCP or proto == PROTO_UDP:
+        if proto in (PROTO_TCP, PROTO_UDP):
             sport, dport = meta.sport, meta.dport
         else:
             sport = dport = 0  # ICMP and others: one flow per host pair and protocol

@@ -206,7 +206,7 @@ def build_groups(devices: list[Device]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str | None, str | None], list[Device]] = defaultdict(list)
     for dev in devices:
         groups[(dev.device_type, dev.vendor, dev.model)].append(dev)
-    out = []
+    out: list[dict[str, Any]] = []
     for (device_type, vendor, model), members in groups.items():
         category = members[0].category
         versions = sorted({d.software_version for d in members if d.software_version})
@@ -223,8 +223,12 @@ def build_groups(devices: list[Device]) -> list[dict[str, Any]]:
                 "label": group_label(device_type, vendor, model, len(members)),
             }
         )
-    out.sort(key=lambda g: (_CATEGORY_ORDER.get(g["category"], 4), -g["count"], g["device_type"]))
+    out.sort(key=_group_order)
     return out
+
+
+def _group_order(group: dict[str, Any]) -> tuple[int, int, str]:
+    return (_CATEGORY_ORDER.get(group["category"], 4), -group["count"], group["device_type"])
 
 
 def group_label(device_type: str, vendor: str | None, model: str | None, count: int) -> str:

@@ -139,6 +139,7 @@ class ReassemblyBudget:
 # offsets (unbounded ints from the direction's first byte), so wraparound is handled once,
 # where a sequence number comes in.
 _Block = tuple[int, int, bytes, float]
+_new_chunk = tuple.__new__  # NamedTuple's own __new__ is a Python function: 0.35 vs 0.2 us
 _start_of = itemgetter(0)
 
 
@@ -176,7 +177,7 @@ class _Half:
         self.oow_end = 0  # furthest end of a dropped out-of-window segment
         self.oow_run_end = -1  # end of the last dropped out-of-window segment
         self.oow_run = 0  # back-to-back out-of-window segments so far
-        self.ts = 0.0  # last time seen off the in-order path
+        self.ts = 0.0  # time of the last segment seen
 
     def refresh(self) -> None:
         if self.started and not self.closed and not self.held and self.fin is None:
@@ -240,21 +241,24 @@ class TcpReassembler:
             if n:
                 h.off += n
                 h.fast = (seq + n) & _MASK
-                return [StreamChunk(to_server, DATA, payload, n, ts)]
+                h.ts = ts
+                return [_new_chunk(StreamChunk, (to_server, DATA, payload, n, ts))]
             return []
         return self._segment(h, seq & _MASK, flags, payload, ts)
 
     def flush(self, ts: float | None = None) -> list[StreamChunk]:
         """End both directions: held data as gap + data, proven losses as gaps, then eof.
 
-        ``ts`` stamps the gap/eof events (default: the last segment time off the in-order
-        path). Idempotent: a direction that ended already gets nothing more.
+        ``ts`` (default: the flow's last segment time) stamps the eof events and a gap
+        up to a FIN or a dropped far-ahead segment; a gap before held data carries the
+        time of that data.
+        Idempotent: a direction that ended already gets nothing more.
         """
         out: list[StreamChunk] = []
+        when = max(self._c2s.ts, self._s2c.ts) if ts is None else ts
         for h in (self._c2s, self._s2c):
             if h.closed:
                 continue
-            when = h.ts if ts is None else ts
             while h.held:
                 self._skip_hole(h, out)
             lost_to = h.oow_end if h.fin is None else h.fin  # a FIN bounds the stream
@@ -296,11 +300,11 @@ class TcpReassembler:
             if rel >= self.window and not self._out_of_window(h, s, n, ts, out):
                 h.refresh()
                 return out
+            if flags & TCP_FIN and h.fin is None:
+                h.fin = max(s + n, h.off)  # a FIN behind what was delivered ends it there
+                self._trim_held(h, h.fin)  # before delivery: nothing after a FIN is data
             if n:
                 self._accept(h, s, payload, ts, out)
-            if flags & TCP_FIN and h.fin is None:
-                h.fin = max(s + n, h.off)
-                self._trim_held(h, h.fin)
             if h.fin is not None and h.off >= h.fin:
                 self._end(h, ts, out)
         h.refresh()

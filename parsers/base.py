@@ -210,7 +210,7 @@ class DatagramParser(ABC):
         self.state = ParserState.CONFIRMED
         return out
 
-    def gap(self, direction: Direction, size: int) -> None:
+    def gap(self, direction: Direction, size: int) -> None:  # noqa: B027 - deliberately empty
         """Datagrams carry no stream: a lost one changes nothing."""
 
     def eof(self, direction: Direction) -> list[Observation]:

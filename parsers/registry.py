@@ -9,7 +9,7 @@ NEED_MORE; it must be cheap and must never raise.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from parsers.base import Direction, FlowKey, Parser
@@ -50,7 +50,7 @@ class Registry:
             raise ValueError(f"parser {spec.name!r}: transport {spec.transport!r}")
         self._specs[spec.name] = spec
 
-    def __iter__(self) -> Iterable[ParserSpec]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[ParserSpec]:
         return iter(self._specs.values())
 
     def __len__(self) -> int:
@@ -78,7 +78,7 @@ class Registry:
         for spec in candidates:
             try:
                 verdict = spec.probe(direction, data)
-            except Exception:  # noqa: BLE001 - a probe bug must not crash the sensor
+            except Exception:  # a probe bug must not crash the sensor
                 verdict = Probe.NO
             if verdict is Probe.MATCH:
                 return spec, []
@@ -98,4 +98,10 @@ def default_registry() -> Registry:
 def _builtin_specs() -> list[ParserSpec]:
     # Imported here so a broken optional parser module cannot break import of the registry.
     specs: list[ParserSpec] = []
+    from parsers.dicom import SPEC as DICOM_SPEC
+
+    specs.append(DICOM_SPEC)
+    from parsers.hl7 import spec as hl7_spec
+
+    specs.append(hl7_spec())
     return specs
