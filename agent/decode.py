@@ -1,7 +1,7 @@
 """L2-L4 decode of raw frames into ``PacketMeta``: the per-packet hot path.
 
 Reads Ethernet II, 802.1Q and stacked tags (outer 0x88a8 / 0x9100 / 0x8100,
-outer and inner VLAN id kept), Linux cooked SLL/SLL2, raw IPv4/IPv6 and BSD
+outer and inner VLAN id kept), PPPoE sessions carrying IP, Linux cooked SLL/SLL2, raw IPv4/IPv6 and BSD
 loopback link types; ARP; IPv4 (fragments flagged and counted), IPv6 with
 extension headers; TCP, UDP, ICMP and ICMPv6 headers. Payload is never copied
 here: ``PacketMeta`` keeps the frame and offsets, and ``payload`` slices on
@@ -22,6 +22,8 @@ from agent.capture import linktypes
 
 ETH_IPV4, ETH_IPV6, ETH_ARP = 0x0800, 0x86DD, 0x0806
 ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD = 0x8100, 0x88A8, 0x9100
+ETH_PPPOE_SESSION = 0x8864  # RFC 2516; carrier access links hand it through QinQ
+PPP_IPV4, PPP_IPV6 = 0x0021, 0x0057
 VLAN_TPIDS = frozenset({ETH_8021Q, ETH_8021AD, ETH_QINQ_OLD})
 MAX_VLAN_TAGS = 2  # deeper stacks are counted and skipped, as an attack or misconfiguration
 
@@ -202,6 +204,12 @@ class Decoder:
             return self._l3(meta, ethertype, off)
         if ethertype == ETH_ARP:
             return self._arp(meta, off)
+        if ethertype == ETH_PPPOE_SESSION and len(frame) >= off + 8:
+            ppp = _U16.unpack_from(frame, off + 6)[0]
+            if ppp == PPP_IPV4:
+                return self._l3(meta, ETH_IPV4, off + 8)
+            if ppp == PPP_IPV6:
+                return self._l3(meta, ETH_IPV6, off + 8)
         self.non_ip[ethertype] += 1
         return meta
 
