@@ -15,6 +15,7 @@ counting every eviction. Ended flows go to ``on_end`` and are forgotten here.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -124,6 +125,10 @@ class Flow:
 
 EndReason = str  # "idle", "closed", "active", "evicted", "end_of_capture"
 OnEnd = Callable[[Flow, EndReason], None]
+
+
+def _last_seen(flow: Flow) -> float:
+    return flow.last_seen
 
 
 class FlowTable:
@@ -263,8 +268,8 @@ class FlowTable:
                 flow.packets_c2s = flow.packets_s2c = flow.bytes_c2s = flow.bytes_s2c = 0
 
     def _evict_oldest(self) -> None:
-        victims = sorted(self.flows(), key=lambda f: f.last_seen)
-        for flow in victims[: max(1, int(self.max_flows * EVICT_FRACTION))]:
+        count = max(1, int(self.max_flows * EVICT_FRACTION))
+        for flow in heapq.nsmallest(count, self.flows(), key=_last_seen):
             self._remove(flow, "evicted")
             self.evicted += 1
         log.debug("flow table full at %d flows: evicted %d", self.max_flows, self.evicted)

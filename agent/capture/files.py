@@ -11,7 +11,7 @@ import errno
 import gzip
 import os
 import stat
-from typing import IO
+from typing import IO, cast
 
 from agent.capture import CaptureError, PacketSource
 from agent.capture.pcapfile import MAGICS, MODIFIED_MAGICS, PcapFileSource
@@ -95,10 +95,11 @@ def _open(name: str, raw: IO[bytes], st: os.stat_result) -> PacketSource:
     stream: IO[bytes] = raw
     what = ""
     if head[:2] == GZIP_MAGIC:
-        stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        stream = cast(IO[bytes], gz)
         what = "gzip-compressed "
         try:
-            head = stream.peek(8)[:8]  # type: ignore[attr-defined]
+            head = gz.peek(8)[:8]
         except EOFError:
             raise CaptureError(f"{name}: gzip file cut short before any data") from None
         except (OSError, ValueError) as exc:

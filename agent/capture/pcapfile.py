@@ -14,6 +14,7 @@ frame and warns ``"truncated record at byte N: X of Y bytes"``.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Iterator
 from typing import IO
@@ -46,10 +47,8 @@ class _Progress:
         self.bytes_read = 0
 
     def update(self) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):  # closed/unseekable: keep last value
             self.bytes_read = self.raw.tell()
-        except (OSError, ValueError):  # closed or unseekable: keep the last value
-            pass
 
 
 def read_chunk(stream: IO[bytes], size: int, name: str, warnings: list[str]) -> bytes:
@@ -136,6 +135,11 @@ class PcapFileSource:
     def size(self) -> int | None:
         return self._progress.size
 
+    def close(self) -> None:
+        """Close the file; ``frames()`` does this itself when it reaches the end."""
+        self._stream.close()
+        self._progress.raw.close()
+
     def frames(self) -> Iterator[RawFrame]:
         if self._started:
             raise CaptureError(f"{self.name}: frames() can be iterated only once")
@@ -176,6 +180,7 @@ class PcapFileSource:
                     if count == 0:
                         raise CaptureError(f"{name}: {msg}")
                     warnings.append(f"{msg}; stopped after {count} frames")
+                    self.close()
                     return
             if eof:
                 break
@@ -187,6 +192,7 @@ class PcapFileSource:
             base += pos
             buf = buf[pos:] + chunk
             pos = 0
+        self.close()
         left = len(buf) - pos
         if left:
             if left < 16:

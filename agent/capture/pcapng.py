@@ -143,6 +143,11 @@ class PcapngSource:
         if seen and not any(v in lt.SUPPORTED for v in seen):
             raise CaptureError(f"{self.name}: {unsupported_linktype(seen[0])}")
 
+    def close(self) -> None:
+        """Close the file; ``frames()`` does this itself when it reaches the end."""
+        self._stream.close()
+        self._progress.raw.close()
+
     def frames(self) -> Iterator[RawFrame]:
         if self._started:
             raise CaptureError(f"{self.name}: frames() can be iterated only once")
@@ -156,6 +161,8 @@ class PcapngSource:
             if count == 0:
                 raise CaptureError(f"{self.name}: {exc}") from None
             self.warnings.append(f"{exc}; stopped after {count} frames")
+        finally:
+            self.close()
 
     def _walk(self) -> Iterator[RawFrame]:  # noqa: C901 - one loop over block types
         name = self.name
@@ -187,7 +194,9 @@ class PcapngSource:
                     elif bom == BOM_BE:
                         order = ">"
                     else:
-                        raise _Damage(f"bad byte-order magic in section header at byte {base + pos}")
+                        raise _Damage(
+                            f"bad byte-order magic in section header at byte {base + pos}"
+                        )
                     hdr = struct.Struct(order + "II").unpack_from
                     epb = struct.Struct(order + "IIIII").unpack_from
                     opb = struct.Struct(order + "HHIIII").unpack_from
