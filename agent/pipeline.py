@@ -11,6 +11,7 @@ packet.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,7 @@ class Analyzer:
         self.packets = 0
         self.bytes = 0
         self.non_first_fragments = 0
+        self.vlans: set[tuple[int | None, int | None]] = set()  # (outer, inner); at most 2^24
         self.started = time.monotonic()
 
     def run(self, frames: Iterable[RawFrame], tick: Callable[[], None] | None = None) -> int:
@@ -90,6 +92,7 @@ class Analyzer:
         return packets
 
     def _layer2(self, meta: PacketMeta) -> None:
+        self.vlans.add((meta.vlan, meta.inner_vlan))
         if meta.arp is not None:
             op, sha, spa, _, _ = meta.arp
             if op in (ARP_REQUEST, ARP_REPLY):
@@ -99,6 +102,7 @@ class Analyzer:
 
     def _flow_ended(self, flow: Flow, reason: str) -> None:
         self.appdetect.on_end(flow, reason)
+        self.vlans.add((flow.vlan, flow.inner_vlan))
         self.conversations.add(flow, new_connection=not flow.exported)
         if reason == "active":
             flow.exported = True
@@ -126,10 +130,12 @@ class Analyzer:
             "flows_timed_out": self.flows.timed_out,
             "conversations": len(self.conversations),
             "conversations_dropped_flows": self.conversations.dropped_flows,
+            "vlans": sorted({outer for outer, _ in self.vlans if outer is not None}),
+            "inner_vlans": sorted({inner for _, inner in self.vlans if inner is not None}),
             "malformed": dict(sorted(self.decoder.malformed.items())),
             "ip_fragments": self.decoder.ip_fragments,
             "non_first_fragments": self.non_first_fragments,
-            "non_ip_ethertypes": {f"0x{k:04x}": v for k, v in sorted(self.decoder.non_ip.items())},
+            "non_ip_ethertypes": _ethertype_counts(self.decoder.non_ip),
             "apps": dict(det.detected),
             "parser_errors": dict(det.parser_errors),
             "parser_rejects": dict(det.parser_rejects),
@@ -140,3 +146,12 @@ class Analyzer:
             "elapsed_seconds": round(elapsed, 3),
             "packets_per_second": round(self.packets / elapsed) if elapsed > 0 else None,
         }
+
+
+def _ethertype_counts(counts: Counter[int]) -> dict[str, int]:
+    """Non-IP frames by EtherType; values below 0x0600 are 802.3 lengths (LLC: STP, CDP...)."""
+    out: dict[str, int] = {}
+    for ethertype, n in sorted(counts.items()):
+        key = "802.3-llc" if ethertype < 0x0600 else f"0x{ethertype:04x}"
+        out[key] = out.get(key, 0) + n
+    return out
