@@ -162,6 +162,64 @@ def _write(report: dict, output_format: OutputFormat, output: Path | None) -> No
 
 
 @app.command()
+def watch(
+    interface: Annotated[str, typer.Option("--interface", "-i", help="interface to capture on")],
+    bpf: Annotated[str | None, typer.Option(help="kernel BPF filter (tcpdump syntax)")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="stop after this many seconds", min=0.1)
+    ] = None,
+    count: Annotated[int | None, typer.Option(help="stop after this many frames", min=1)] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="report format")
+    ] = OutputFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the report here, not stdout")
+    ] = None,
+    max_flows: Annotated[int, typer.Option(help="live flow table cap", min=1)] = MAX_FLOWS,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
+) -> None:
+    """Capture live (promiscuous) and report when stopped by Ctrl-C, --duration or --count.
+
+    The long-running sensor with uploads is ``medtap sensor``; this is for a look at a port.
+    """
+    import itertools
+    import threading
+
+    from agent.capture.live import LiveSource
+
+    _setup_logging(verbose)
+    analyzer = Analyzer(max_flows=max_flows)
+    try:
+        source = LiveSource(interface, bpf=bpf)
+    except CaptureError as exc:
+        _fail(str(exc))
+        raise typer.Exit(1) from None
+    timer = threading.Timer(duration, source.stop) if duration else None
+    result = InputResult(path=f"interface {interface}", status="ok")
+    with source:
+        if timer is not None:
+            timer.start()
+        frames = source.frames()
+        try:
+            result.packets = analyzer.run(itertools.islice(frames, count) if count else frames)
+        except KeyboardInterrupt:
+            pass
+        except CaptureError as exc:
+            result.status, result.error = "failed", str(exc)
+            _fail(str(exc))
+        finally:
+            if timer is not None:
+                timer.cancel()
+        capture_stats = source.stats()
+    result.packets = analyzer.packets
+    report = build_report(analyzer.finish(), [result])
+    report["stats"]["capture"] = capture_stats
+    _write(report, output_format, output)
+    if result.status != "ok":
+        raise typer.Exit(1)
+
+
+@app.command()
 def version() -> None:
     """Print the medtap version."""
     from agent.report import version as medtap_version
