@@ -1,0 +1,242 @@
+"""Once-per-signature interpretation with hl7apy as the authoritative parser.
+
+The signature of a message is its cut (``CutMessage.signature``: allow-listed fields
+only, no time or control id), so a gateway's thousands of same-shape ORUs share one.
+On a new signature, hl7apy parses *the cut* segment by segment, version-aware
+(``parse_segment`` with MSH-12's version; segments newer than the message's version,
+e.g. SFT in a v2.3 message or PRT before v2.7, are parsed with v2.8.2's definitions),
+and its field values are what the facts carry. The MSH is also validated strictly.
+The cutter's own values are the fallback when hl7apy fails, with lower confidence,
+and are compared with hl7apy's on every new signature (``disagreements``).
+
+hl7apy costs milliseconds per segment: it runs only on a cache miss. The cache is
+a bounded LRU object owned by whoever builds parsers (one per registry spec, shared
+by that spec's parsers), not module state; a parser built alone gets its own.
+hl7apy exceptions never escape: they are counted by class name, never logged with
+content.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, replace
+
+from parsers.hl7.cutter import CutMessage, CutSegment
+from parsers.hl7.facts import Interpretation, Repetitions, View, interpret
+from parsers.hl7.mdc import Knowledge, load_knowledge
+
+log = logging.getLogger(__name__)
+
+MAX_SIGNATURES = 1024  # cached interpretations; least recently used evicted first
+HL7APY_FALLBACK_VERSION = "2.8.2"
+CUTTER_ONLY_FACTOR = 0.8  # confidence factor when hl7apy could not confirm the values
+
+
+def cutter_view(cut: CutMessage) -> View:
+    """The cut's fields as decoded by the fast cutter."""
+    return tuple(
+        (seg.name, {pos: cut.components(raw) for pos, raw in seg.fields}) for seg in cut.segments
+    )
+
+
+def _version(cut: CutMessage) -> str:
+    from hl7apy import SUPPORTED_LIBRARIES
+
+    msh = cut.first("MSH")
+    raw = msh.get(12) if msh else b""
+    version = raw.split(bytes([cut.encoding.component]), 1)[0].decode("latin-1").strip()
+    while version and version not in SUPPORTED_LIBRARIES:
+        version = version.rpartition(".")[0]  # 2.5.1.1 -> 2.5.1 -> 2.5
+    return version or HL7APY_FALLBACK_VERSION
+
+
+def _segment_text(cut: CutMessage, seg: CutSegment) -> str:
+    enc = cut.encoding
+    fs = chr(enc.field)
+    offset = 1 if seg.name in ("MSH", "FHS", "BHS") else 0
+    top = max((p for p, _ in seg.fields), default=2)
+    slots = [""] * (top - offset + 1)
+    slots[0] = seg.name
+    if offset:
+        slots[1] = enc.msh2().decode("latin-1")
+    for pos, raw in seg.fields:
+        slots[pos - offset] = raw.decode(cut.codec or "latin-1", errors="replace")
+    return fs.join(slots)
+
+
+def _hl7apy_component(cut: CutMessage, er7: str) -> str:
+    raw = er7.encode(cut.codec or "latin-1", errors="replace")
+    return cut.text(raw)
+
+
+def _component_index(name: str) -> int:
+    tail = name.rsplit("_", 1)[-1]
+    return int(tail) - 1 if tail.isdigit() else 0
+
+
+def hl7apy_view(cut: CutMessage, strict_msh: bool = True) -> tuple[View, bool]:
+    """The cut as parsed by hl7apy: (view, MSH passed strict validation).
+
+    Raises whatever hl7apy raises; the caller contains it.
+    """
+
+    version = _version(cut)
+    enc = cut.encoding
+    chars = {
+        "FIELD": chr(enc.field),
+        "COMPONENT": chr(enc.component),
+        "REPETITION": chr(enc.repetition),
+        "ESCAPE": chr(enc.escape) if enc.escape is not None else "\\",
+        "SUBCOMPONENT": chr(enc.subcomponent),
+        "GROUP": "\r",
+        "SEGMENT": "\r",
+    }
+    view = []
+    valid = False
+    for seg in cut.segments:
+        text = _segment_text(cut, seg)
+        try:
+            fields = _hl7apy_fields(cut, seg, text, version, chars)
+        except Exception:  # noqa: BLE001 - not in this version's tables: use the newest
+            fields = _hl7apy_fields(cut, seg, text, HL7APY_FALLBACK_VERSION, chars)
+        view.append((seg.name, fields))
+        if seg.name == "MSH" and strict_msh:
+            valid = _strict_msh(text, version, chars)
+    return tuple(view), valid
+
+
+def _hl7apy_fields(
+    cut: CutMessage, seg: CutSegment, text: str, version: str, chars: dict[str, str]
+) -> dict[int, Repetitions]:
+    from hl7apy.consts import VALIDATION_LEVEL
+    from hl7apy.parser import parse_segment
+
+    enc = cut.encoding
+    parsed = parse_segment(
+        text, version=version, encoding_chars=chars, validation_level=VALIDATION_LEVEL.TOLERANT
+    )
+    fields: dict[int, Repetitions] = {}
+    for pos, _ in seg.fields:
+        reps: Repetitions = []
+        # hl7apy numbers FHS/BHS fields as if FHS-1 were not the separator (MSH is right)
+        apy_pos = pos - 1 if seg.name in ("FHS", "BHS") else pos
+        for rep in getattr(parsed, f"{seg.name.lower()}_{apy_pos}"):
+            comps: list[str] = []
+            children = list(rep.children)
+            if not children or rep.datatype in _PRIMITIVE:
+                comps = [_hl7apy_component(cut, c) for c in rep.to_er7().split(chr(enc.component))]
+            else:
+                for child in children:
+                    i = _component_index(child.name)
+                    comps += [""] * (i + 1 - len(comps))
+                    comps[i] = _hl7apy_component(cut, child.to_er7())
+            reps.append(comps)
+        fields[pos] = reps
+    return fields
+
+
+_PRIMITIVE = frozenset({"ST", "ID", "IS", "TX", "NM", "SI", "DTM", "TS", "FT"})
+
+
+def _strict_msh(text: str, version: str, chars: dict[str, str]) -> bool:
+    from hl7apy.consts import VALIDATION_LEVEL
+    from hl7apy.parser import parse_segment
+
+    try:
+        seg = parse_segment(
+            text,
+            version=version,
+            encoding_chars=chars,
+            validation_level=VALIDATION_LEVEL.STRICT,
+        )
+        return bool(seg.validate())
+    except Exception:  # noqa: BLE001 - invalid is an answer, not an error
+        return False
+
+
+def _normalise(view: View) -> list[tuple[str, dict[int, list[list[str]]]]]:
+    out = []
+    for name, fields in view:
+        norm = {}
+        for pos, reps in fields.items():
+            trimmed = []
+            for comps in reps:
+                c = list(comps)
+                while c and not c[-1]:
+                    c.pop()
+                trimmed.append(c)
+            while trimmed and not trimmed[-1]:
+                trimmed.pop()
+            norm[pos] = trimmed
+        out.append((name, norm))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    interpretation: Interpretation
+    hl7apy_ok: bool  # hl7apy parsed the cut
+    msh_valid: bool  # MSH passed hl7apy's strict validation
+    agrees: bool  # cutter and hl7apy gave the same values
+
+
+class SignatureCache:
+    """Bounded LRU: signature -> interpretation (see module docstring)."""
+
+    def __init__(
+        self,
+        knowledge: Knowledge | None = None,
+        maxsize: int = MAX_SIGNATURES,
+        use_hl7apy: bool = True,
+    ) -> None:
+        self.knowledge = knowledge or load_knowledge()
+        self.maxsize = maxsize
+        self.use_hl7apy = use_hl7apy
+        self._entries: OrderedDict[bytes, Entry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+        self.disagreements = 0
+        self.hl7apy_errors: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, cut: CutMessage) -> Entry:
+        key = cut.signature
+        entry = self._entries.get(key)
+        if entry is not None:
+            self.hits += 1
+            self._entries.move_to_end(key)
+            return entry
+        self.misses += 1
+        entry = self._interpret(cut)
+        self._entries[key] = entry
+        if len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+            self.evictions += 1
+        return entry
+
+    def _interpret(self, cut: CutMessage) -> Entry:
+        fast = cutter_view(cut)
+        if not self.use_hl7apy:
+            return Entry(interpret(fast, self.knowledge), False, False, True)
+        try:
+            ref, valid = hl7apy_view(cut)
+        except Exception as exc:  # noqa: BLE001 - hl7apy must never break the parser
+            self.hl7apy_errors[type(exc).__name__] += 1
+            log.debug("hl7apy could not parse a cut message: %s", type(exc).__name__)
+            result = interpret(fast, self.knowledge)
+            facts = tuple(
+                replace(f, confidence=round(f.confidence * CUTTER_ONLY_FACTOR, 3))
+                for f in result.facts
+            )
+            return Entry(replace(result, facts=facts), False, False, True)
+        agrees = _normalise(ref) == _normalise(fast)
+        if not agrees:
+            self.disagreements += 1
+        return Entry(interpret(ref, self.knowledge), True, valid, agrees)
+
+
+__all__ = ["Entry", "SignatureCache", "cutter_view", "hl7apy_view"]
