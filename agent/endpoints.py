@@ -44,9 +44,12 @@ def ip_text(ip: bytes) -> str:
     return str(ipaddress.ip_address(ip))
 
 
+ZERO_MAC = bytes(6)
+
+
 def is_group_mac(mac: bytes) -> bool:
-    """Broadcast and multicast MACs name no host."""
-    return bool(mac[0] & 0x01)
+    """Broadcast and multicast MACs, and the all-zero MAC of loopback captures, name no host."""
+    return bool(mac[0] & 0x01) or mac == ZERO_MAC
 
 
 def is_host_ip(ip: bytes) -> bool:
