@@ -41,7 +41,7 @@ AF_INET6_VALUES = frozenset({10, 24, 28, 30})  # Linux, NetBSD/OpenBSD, FreeBSD,
 TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 _ETH = struct.Struct("!6s6sH")
-_ETH_VLAN = struct.Struct("!6s6s2xHH")  # one 802.1Q tag: TCI, inner ethertype
+_ETH_VLAN = struct.Struct("!6s6sHHH")  # ethertype/TPID, then TCI and inner ethertype if tagged
 _U16 = struct.Struct("!H")
 _IPV4 = struct.Struct("!BxHxxHBB2x4s4s")  # ver/ihl, total length, flags/frag, ttl, proto, addrs
 _IPV6 = struct.Struct("!4xHBB16s16s")  # payload length, next header, hop limit, addrs
@@ -194,7 +194,7 @@ class Decoder:
                     return self._bad("vlan: more than two tags")
                 vid = _U16.unpack_from(frame, off)[0] & 0x0FFF
                 if tags == 1:
-                    meta.vlan = vid
+                    meta.vlan = vid or None  # VID 0 is a priority tag (802.1p): no VLAN
                 else:
                     meta.inner_vlan = vid
                 ethertype = _U16.unpack_from(frame, off + 2)[0]
@@ -343,28 +343,28 @@ def _fast_ethernet_ipv4(frame: bytes, ts: float, wirelen: int) -> PacketMeta | N
     slot, because ``PacketMeta.__init__`` is skipped here.
     """
     size = len(frame)
-    if size < 54:
+    if size < 42:  # untagged IPv4 + UDP headers; every unpack below stays inside the frame
         return None
-    dst, src, tci, ethertype = _eth_vlan(frame)
-    if frame[12] == 0x81 and frame[13] == 0x00:
-        vlan: int | None = tci & 0x0FFF
-        off = 18
+    dst, src, ethertype, tci, inner = _eth_vlan(frame)
+    if ethertype == ETH_8021Q:
+        vlan: int | None = (tci & 0x0FFF) or None  # VID 0 is a priority tag: no VLAN
+        ethertype, off = inner, 18
     else:
-        vlan, ethertype, off = None, tci, 14
+        vlan, off = None, 14
     if ethertype != ETH_IPV4:
         return None
     ver_ihl, total_len, frag, ttl, proto, src_ip, dst_ip = _ipv4(frame, off)
     end = off + total_len
-    if ver_ihl != 0x45 or frag & 0x3FFF or end > size or total_len < 40:
+    if ver_ihl != 0x45 or frag & 0x3FFF or end > size:
         return None
     off += 20
-    if proto == PROTO_TCP:
+    if proto == PROTO_TCP and total_len >= 40:
         sport, dport, seq, _, data_off, flags, window = _tcp(frame, off)
         hlen = (data_off >> 4) * 4
         if hlen < 20 or off + hlen > end:
             return None
         off += hlen
-    elif proto == PROTO_UDP:
+    elif proto == PROTO_UDP and total_len >= 28:
         sport, dport, length = _udp(frame, off)
         if length < 8 or off + length > end:
             return None
