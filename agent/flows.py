@@ -54,6 +54,9 @@ class TcpState:
     MIDSTREAM = "midstream"  # first seen without a handshake
 
 
+ENDED_STATES = (TcpState.CLOSED, TcpState.RESET)
+
+
 class Flow:
     """One bidirectional conversation; ``c2s`` counters are client -> server."""
 
@@ -74,6 +77,10 @@ class Flow:
         "packets_s2c",
         "bytes_c2s",
         "bytes_s2c",
+        "first_c2s",
+        "last_c2s",
+        "first_s2c",
+        "last_s2c",
         "first_seen",
         "last_seen",
         "slice_start",
@@ -103,6 +110,10 @@ class Flow:
         self.packets_s2c = 0
         self.bytes_c2s = 0
         self.bytes_s2c = 0
+        self.first_c2s: float | None = None
+        self.last_c2s: float | None = None
+        self.first_s2c: float | None = None
+        self.last_s2c: float | None = None
         self.first_seen = 0.0
         self.last_seen = 0.0
         self.slice_start = 0.0
@@ -171,15 +182,27 @@ class FlowTable:
         src, dst, ts = meta.src_ip, meta.dst_ip, meta.ts
         key = (meta.vlan, meta.inner_vlan, proto, src, sport, dst, dport)
         flow = self._flows.get(key)
+        if flow is not None and (
+            ts - flow.last_seen > TCP_CLOSED_TIMEOUT
+            or meta.tcp_flags & TCP_SYN
+            and flow.tcp_state in ENDED_STATES
+        ):
+            flow = self._end_if_stale(flow, ts, meta.tcp_flags)
         if flow is None:
             flow = self._create(meta, key, sport, dport)
         to_server = flow.client_port == sport and flow.client_ip == src
         if to_server:
+            if not flow.packets_c2s:
+                flow.first_c2s = ts
             flow.packets_c2s += 1
             flow.bytes_c2s += meta.wirelen
+            flow.last_c2s = ts
         else:
+            if not flow.packets_s2c:
+                flow.first_s2c = ts
             flow.packets_s2c += 1
             flow.bytes_s2c += meta.wirelen
+            flow.last_s2c = ts
         if ts > flow.last_seen:
             flow.last_seen = ts
         if proto == PROTO_TCP:
@@ -191,6 +214,18 @@ class FlowTable:
         if ts >= self._next_sweep:
             self._sweep(ts)
         return flow, to_server
+
+    def _end_if_stale(self, flow: Flow, ts: float, flags: int) -> Flow | None:
+        """End a flow a new packet must not join: idle past its timeout (the sweep has not
+        run yet), or a fresh SYN on a closed connection (port reuse). None if it ended."""
+        if ts - flow.last_seen > self._idle_timeout(flow):
+            self._remove(flow, "closed" if flow.tcp_state in ENDED_STATES else "idle")
+            self.timed_out += 1
+            return None
+        if flags & TCP_SYN and not flags & TCP_ACK and flow.tcp_state in ENDED_STATES:
+            self._remove(flow, "closed")
+            return None
+        return flow
 
     def _create(self, meta: PacketMeta, key: tuple[Any, ...], sport: int, dport: int) -> Flow:
         if self.live >= self.max_flows:
@@ -238,7 +273,7 @@ class FlowTable:
             flow.saw_syn = True
             if flow.tcp_state in (TcpState.NEW, TcpState.MIDSTREAM):
                 flow.tcp_state = TcpState.SYN_SENT
-            if flags & TCP_ACK:
+            if flags & TCP_ACK and flow.tcp_state == TcpState.SYN_SENT:
                 flow.tcp_state = TcpState.ESTABLISHED
         if flags & TCP_FIN:
             if to_server:
@@ -250,7 +285,7 @@ class FlowTable:
 
     def _idle_timeout(self, flow: Flow) -> float:
         if flow.proto == PROTO_TCP:
-            if flow.tcp_state in (TcpState.CLOSED, TcpState.RESET):
+            if flow.tcp_state in ENDED_STATES:
                 return TCP_CLOSED_TIMEOUT
             return TCP_IDLE_TIMEOUT
         return UDP_IDLE_TIMEOUT if flow.proto == PROTO_UDP else OTHER_IDLE_TIMEOUT
@@ -259,13 +294,14 @@ class FlowTable:
         self._next_sweep = now + SWEEP_INTERVAL
         for flow in self.flows():
             if now - flow.last_seen > self._idle_timeout(flow):
-                reason = "closed" if flow.tcp_state in (TcpState.CLOSED, TcpState.RESET) else "idle"
+                reason = "closed" if flow.tcp_state in ENDED_STATES else "idle"
                 self._remove(flow, reason)
                 self.timed_out += 1
             elif self.active_timeout and now - flow.slice_start > self.active_timeout:
                 self._on_end(flow, "active")  # export a slice; the flow lives on
                 flow.slice_start = flow.first_seen = now
                 flow.packets_c2s = flow.packets_s2c = flow.bytes_c2s = flow.bytes_s2c = 0
+                flow.first_c2s = flow.last_c2s = flow.first_s2c = flow.last_s2c = None
 
     def _evict_oldest(self) -> None:
         count = max(1, int(self.max_flows * EVICT_FRACTION))

@@ -266,11 +266,6 @@ def test_closed_and_reset_flows_end_after_short_timeout_with_reason_closed() -> 
     assert ended == {(closed, "closed"), (reset, "closed")}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a packet arriving after the idle timeout is counted into the stale flow, "
-    "because update() looks the key up before _sweep() runs; the stale flow never ends 'idle'",
-)
 def test_packet_after_idle_timeout_starts_a_new_flow() -> None:
     t, ends = table()
     old, _ = t.update(meta(C, 40000, S, 53, proto=PROTO_UDP, ts=0.0))
@@ -279,12 +274,6 @@ def test_packet_after_idle_timeout_starts_a_new_flow() -> None:
     assert new is not old and new.packets == 1 and new.first_seen == UDP_IDLE_TIMEOUT + 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: same root cause: a new SYN on a 4-tuple whose previous connection closed "
-    "(FIN both ways) more than TCP_CLOSED_TIMEOUT ago joins the closed flow, keeping its FIN "
-    "flags and CLOSED state",
-)
 def test_port_reuse_after_close_starts_a_new_flow() -> None:
     t, ends = table()
     for m in [c2s(SYN, ts=0), s2c(SYN_ACK, ts=0.1), c2s(FIN_ACK, ts=1), s2c(FIN_ACK, ts=1.1)]:
