@@ -1,8 +1,8 @@
 """L2-L4 decode of raw frames into ``PacketMeta``: the per-packet hot path.
 
 Reads Ethernet II, 802.1Q and stacked tags (outer 0x88a8 / 0x9100 / 0x8100,
-outer and inner VLAN id kept), PPPoE sessions carrying IP, Linux cooked SLL/SLL2, raw IPv4/IPv6 and BSD
-loopback link types; ARP; IPv4 (fragments flagged and counted), IPv6 with
+outer and inner VLAN id kept), PPPoE sessions carrying IP, Linux cooked SLL/SLL2,
+raw IPv4/IPv6 and BSD loopback link types; ARP; IPv4 (fragments flagged and counted), IPv6 with
 extension headers; TCP, UDP, ICMP and ICMPv6 headers. Payload is never copied
 here: ``PacketMeta`` keeps the frame and offsets, and ``payload`` slices on
 demand, because most packets' payload is never looked at.

@@ -101,6 +101,7 @@ class EndpointTable:
         self._arp: set[tuple[bytes, bytes]] = set()  # (mac, ip) an ARP sender claimed
         self._mac_seen: dict[tuple[bytes, int | None], Record] = {}  # MACs with no IP (L2 only)
         self.routers: set[bytes] = set()
+        self._router_traffic: dict[bytes, Record] = {}  # traffic routed through each router MAC
         self.max_bindings = max_bindings
         self.bindings = 0
         self.bindings_dropped = 0
@@ -117,16 +118,19 @@ class EndpointTable:
         """``mac`` carried traffic from or to ``ip`` on ``vlan`` between first and last."""
         if not is_host_ip(ip):
             return
-        if mac is None or is_group_mac(mac) or mac in self.routers:
+        if mac is None or is_group_mac(mac):
             self._touch(self._by_ip, (vlan, ip), first, last, flows)
             return
-        if mac.startswith(VIRTUAL_ROUTER_PREFIXES):
+        if mac not in self.routers and mac.startswith(VIRTUAL_ROUTER_PREFIXES):
             self._mark_router(mac)
-            self._touch(self._by_ip, (vlan, ip), first, last, flows)
-            return
-        ips = self._by_mac.get(mac)
+        if mac in self.routers:
+            self._touch_router(mac, first, last, flows)
+            if (mac, ip) not in self._arp:  # the far host behind the router
+                self._touch(self._by_ip, (vlan, ip), first, last, flows)
+                return
+        ips = self._host_bindings(mac)
         if ips is None:
-            ips = self._by_mac[mac] = {}
+            return
         self._touch(ips, (vlan, ip), first, last, flows)
         if len(ips) > ROUTER_MIN_IPV4 and self._looks_like_router(mac, ips):
             self._mark_router(mac)
@@ -135,9 +139,30 @@ class EndpointTable:
         """An ARP sender claims ``ip``: the strongest MAC/IP binding there is."""
         if is_group_mac(mac) or not is_host_ip(ip):
             return
+        ips = self._host_bindings(mac)
+        if ips is None:
+            return
         self._arp.add((mac, ip))
-        ips = self._by_mac.setdefault(mac, {})
         self._touch(ips, (vlan, ip), ts, ts, 0)
+        if mac not in self.routers and mac.startswith(VIRTUAL_ROUTER_PREFIXES):
+            self._mark_router(mac)
+
+    def _host_bindings(self, mac: bytes) -> dict[tuple[int | None, bytes], Record] | None:
+        """The MAC's binding table, created only while there is room for a binding."""
+        ips = self._by_mac.get(mac)
+        if ips is None:
+            if self.bindings >= self.max_bindings:
+                self.bindings_dropped += 1
+                return None
+            ips = self._by_mac[mac] = {}
+        return ips
+
+    def _touch_router(self, mac: bytes, first: float, last: float, flows: int) -> None:
+        rec = self._router_traffic.get(mac)
+        if rec is None:
+            self._router_traffic[mac] = [first, last, flows]  # one per router: no cap needed
+            return
+        rec[0], rec[1], rec[2] = min(rec[0], first), max(rec[1], last), rec[2] + flows
 
     def see_mac(self, mac: bytes, vlan: int | None, ts: float) -> None:
         """A frame from ``mac`` with no IP (LLDP, CDP, STP...)."""
@@ -174,6 +199,7 @@ class EndpointTable:
                 continue  # the router's own address stays with it
             del ips[(vlan, ip)]
             self.bindings -= 1
+            self._touch_router(mac, rec[0], rec[1], int(rec[2]))
             self._touch(self._by_ip, (vlan, ip), rec[0], rec[1], int(rec[2]))
         log.debug("MAC %s sends for many IPs: marked as router", mac_text(mac))
 
@@ -181,10 +207,9 @@ class EndpointTable:
         """One Endpoint per host; IPs behind routers merge into the one MAC that owns them."""
         owner: dict[bytes, list[bytes]] = {}  # ip -> host MACs bound to it (any VLAN)
         for mac, ips in self._by_mac.items():
-            if mac in self.routers:
-                continue
             for _, ip in ips:
-                owner.setdefault(ip, []).append(mac)
+                if mac not in self.routers or (mac, ip) in self._arp:
+                    owner.setdefault(ip, []).append(mac)
         l2_vlans: dict[bytes, set[int]] = {}
         for mac, vlan in self._mac_seen:
             if vlan is not None:
@@ -193,7 +218,11 @@ class EndpointTable:
         for mac, ips in self._by_mac.items():
             is_router = mac in self.routers
             kept = {k: r for k, r in ips.items() if not is_router or (mac, k[1]) in self._arp}
-            recs = list(kept.values()) or [[0.0, 0.0, 0]]
+            recs = list(kept.values())
+            if is_router and mac in self._router_traffic:
+                recs.append(self._router_traffic[mac])
+            if not recs:
+                continue
             ep = Endpoint(
                 id=f"mac:{mac_text(mac)}",
                 mac=mac_text(mac),
@@ -215,6 +244,7 @@ class EndpointTable:
                 ep = endpoints[f"mac:{mac_text(macs[0])}"]
                 ep.first_seen = min(ep.first_seen, rec[0])
                 ep.last_seen = max(ep.last_seen, rec[1])
+                ep.flows += int(rec[2])
                 ep.ip_keys.append((vlan, ip))
                 continue
             ep_id = f"ip:{ip_text(ip)}" + (f"@vlan{vlan}" if vlan is not None else "")

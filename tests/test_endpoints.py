@@ -157,11 +157,6 @@ def test_virtual_router_mac_is_a_router_from_the_first_flow(vmac: str) -> None:
     assert list(eps) == ["ip:10.5.0.10@vlan10"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: see_arp() never checks VIRTUAL_ROUTER_PREFIXES: an HSRP MAC known only from "
-    "its ARP reply is built as an ordinary host endpoint (is_router False)",
-)
 def test_virtual_router_mac_seen_only_in_arp_is_a_router() -> None:
     t = EndpointTable()
     t.see_arp(mac("00:00:0c:07:ac:01"), 10, ip(ROUTER_IP), 1.0)
@@ -182,12 +177,6 @@ def test_arp_claimed_ip_stays_with_the_router_mac() -> None:
     assert "ip:10.5.0.10@vlan10" in eps
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: once a MAC is a router, see() sends every IP to _by_ip, even the one the "
-    "router claimed by ARP; build() then emits ip:10.1.20.1@vlan10 besides mac:<router> "
-    "holding the same IP (owner{} skips routers, so it is not merged)",
-)
 def test_arp_claimed_ip_seen_after_router_marking_is_not_duplicated() -> None:
     t = EndpointTable()
     route(t, ROUTER, 10, 6)
@@ -295,12 +284,6 @@ def test_max_bindings_cap_counts_drops() -> None:
     assert (ep.first_seen, ep.last_seen) == (0.5, 9.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: see()/see_arp() create the _by_mac entry before _touch() drops the binding "
-    "at the cap, so build() emits an empty endpoint for the dropped MAC with first_seen = "
-    "last_seen = 0.0",
-)
 def test_dropped_binding_leaves_no_empty_endpoint() -> None:
     t = EndpointTable(max_bindings=1)
     t.see(HOST, 10, ip("10.1.20.15"), 100.0, 200.0)
@@ -316,11 +299,6 @@ def test_router_marking_frees_and_reuses_bindings() -> None:
     assert len([e for e in t.build() if e.id.startswith("ip:")]) == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: build() gives a router endpoint with no ARP-claimed IP first_seen = "
-    "last_seen = 0.0 (the [[0.0, 0.0, 0]] placeholder), though it carried traffic at 1..7",
-)
 def test_router_endpoint_keeps_its_first_and_last_seen() -> None:
     t = EndpointTable()
     route(t, ROUTER, 10, 6)
