@@ -48,11 +48,13 @@ class Analyzer:
     ) -> None:
         if core_only:
             registry = Registry()
+        elif registry is None:
+            registry = default_registry()
         self.decoder = Decoder()
         self.endpoints = EndpointTable()
         self.conversations = ConversationTable()
         self.evidence = EvidenceStore()
-        self.appdetect = AppDetector(registry or default_registry(), self.evidence.add)
+        self.appdetect = AppDetector(registry, self.evidence.add)
         self.flows = FlowTable(
             self._flow_ended, max_flows=max_flows, on_new=self.appdetect.on_new_flow
         )
