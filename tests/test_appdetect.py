@@ -192,3 +192,12 @@ def test_same_tuple_in_two_vlans_is_two_flows() -> None:
     frames = [*a.handshake(), *b.handshake()]
     analyzer, _ = analyze(frames, registry())
     assert sorted(r.vlan for r in analyzer.conversations.records()) == [20, 30]
+
+
+def test_core_only_runs_no_parser() -> None:
+    c = Conversation(dport=7777)
+    frames = [*c.handshake(), c.packet(True, "PA", b"TOY1 hello\n")]
+    analyzer = Analyzer(registry(), core_only=True)
+    analyzer.run(frames)
+    analyzer.flows.close_all()
+    assert not list(analyzer.evidence) and not analyzer.appdetect.detected

@@ -22,8 +22,9 @@ MSH-18 (table 0211), or as UTF-8 falling back to latin-1 when MSH-18 is empty.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from parsers.base import Malformed
 
@@ -222,15 +223,18 @@ def _charset(msh18: bytes) -> str | None:
     return CHARSETS.get(name, "latin-1")
 
 
-def _keep_obr3(raw: bytes, enc: Encoding) -> bool:
-    parts = raw.split(bytes([enc.component]))
+def _keep_obr3(raw: bytes, comp: bytes) -> bool:
+    """OBR-3 is kept only when it is an entity identifier typed EUI-64 (component 4)."""
+    parts = raw.split(comp)
     return len(parts) >= 4 and parts[3].strip().upper().decode("latin-1") in DEVICE_ID_TYPES
 
 
-def _keep_obx3(raw: bytes, enc: Encoding, device_codes: frozenset[str]) -> bool:
-    parts = raw.split(bytes([enc.component]))
-    if parts[0].decode("latin-1").strip() not in device_codes:
+def _keep_obx3(raw: bytes, comp: bytes, device_codes: frozenset[str]) -> bool:
+    """OBX-3 is kept only when it is an MDC code (component 3 or 6) the device table knows."""
+    code = raw.partition(comp)[0]  # the identifier; most OBX-3 stop here
+    if code.decode("latin-1").strip() not in device_codes:
         return False
+    parts = raw.split(comp)
     systems = {parts[i].strip().upper() for i in (2, 5) if len(parts) > i}
     return b"MDC" in systems
 
@@ -244,6 +248,7 @@ def _cut_segment(
     values = seg.split(bytes([enc.field]), max(wanted) - offset + 1)
     kept: list[tuple[int, bytes]] = []
     truncated = False
+    comp = bytes([enc.component])
     for pos in sorted(wanted):
         index = pos - offset
         if index >= len(values) or not values[index]:
@@ -251,9 +256,9 @@ def _cut_segment(
         raw = values[index]
         if len(raw) > MAX_FIELD_LEN:
             raw, truncated = raw[:MAX_FIELD_LEN], True
-        if name == b"OBR" and not _keep_obr3(raw, enc):
+        if name == b"OBR" and not _keep_obr3(raw, comp):
             continue
-        if name == b"OBX" and pos == 3 and not _keep_obx3(raw, enc, device_codes):
+        if name == b"OBX" and pos == 3 and not _keep_obx3(raw, comp, device_codes):
             continue
         kept.append((pos, raw))
     if not kept and name not in HEADERS:
@@ -332,3 +337,88 @@ def cut_frame(body: bytes, device_codes: frozenset[str] = frozenset()) -> list[C
         segs.append(cut)
     close()
     return messages
+
+
+# What ``frame_key`` reads of each allowed segment: ``itemgetter`` of the field indexes
+# in ``seg.split(fs, limit)`` (index 0 is the segment id; header positions are shifted
+# by one, index 1 = MSH-2), using the split limit of ``_cut_segment`` so both see the very
+# same field bytes; the highest index (shorter splits are padded with empty fields); the
+# key length when every field is empty; and whether the segment is a header.
+_KEY_PICKS: dict[bytes, tuple[Callable[[list[bytes]], tuple[bytes, ...]], int, int, int, bool]] = {}
+for _name, _wanted in ALLOWED.items():
+    _off = 1 if _name in HEADERS else 0
+    _indexes = ((1,) if _off else ()) + tuple(sorted(p - _off for p in _wanted))
+    _KEY_PICKS[_name] = (
+        itemgetter(0, *_indexes),
+        max(_wanted) - _off + 1,
+        _indexes[-1],
+        3 + len(_indexes),
+        bool(_off),
+    )
+_PAD = [b""] * 32
+
+
+def frame_key(body: bytes, device_codes: frozenset[str] = frozenset()) -> bytes | None:
+    """A cache key for ``cut_frame(body, device_codes)``, built from bytes only.
+
+    Equal keys mean equal cuts: the key is the allow-listed field bytes that the cut
+    keeps (OBR-3/OBX-3 only where the cut keeps them, never MSH-7/MSH-10, never a
+    field of any other segment), with segment ids, MSH-1/MSH-2 and empty slots kept,
+    per message, duplicates dropped, as the cut does. It holds nothing the cut does
+    not. None when the fast path does not apply (no header first, a field longer
+    than MAX_FIELD_LEN, more than MAX_CUT_SEGMENTS segments, a header too short to
+    carry encoding characters): ``cut_frame`` decides those. The key is only ever
+    looked up among keys of frames that ``cut_frame`` accepted, so it need not
+    validate anything itself.
+    """
+    body = body.lstrip(b"\r\n \t\x00")
+    if body[:3] not in HEADERS:
+        return None
+    if b"\n" in body:
+        body = body.replace(b"\n", b"\r")
+    out: list[bytes] = []
+    fs = comp = b""
+    seen: set[bytes] = set()
+    picks = _KEY_PICKS
+    for seg in body.split(b"\r"):
+        pick = picks.get(seg[:3])
+        if pick is None:
+            continue
+        getter, limit, last, empty_len, header = pick
+        if header:
+            fs, comp = seg[3:4], seg[4:5]
+            if not comp or comp == fs:
+                return None  # no encoding characters: cut_frame rejects or decides
+            seen = set()
+        elif not fs or seg[3:4] != fs:
+            continue  # not a segment of the current message, as in cut_frame
+        values = seg.split(fs, limit)
+        if len(values) <= last:
+            values += _PAD[: last + 1 - len(values)]
+        fields = getter(values)  # (segment id, field, field, ...)
+        if len(seg) > MAX_FIELD_LEN and max(map(len, fields)) > MAX_FIELD_LEN:
+            return None  # truncated field: cut_frame counts it
+        if header:
+            key = fs.join(fields)
+        elif seg[:3] == b"OBX":
+            name, obx3, obx18 = fields
+            if obx3 and not _keep_obx3(obx3, comp, device_codes):
+                obx3 = b""
+            if not obx3 and not obx18:
+                continue
+            key = fs.join((name, obx3, obx18))
+        elif seg[:3] == b"OBR":
+            if not fields[1] or not _keep_obr3(fields[1], comp):
+                continue
+            key = fs.join(fields)
+        else:
+            key = fs.join(fields)
+            if len(key) == empty_len:
+                continue  # no field kept: cut_frame drops the segment
+        if key in seen:
+            continue
+        if len(seen) >= MAX_CUT_SEGMENTS:
+            return None  # cut_frame marks the message truncated
+        seen.add(key)
+        out.append(key)
+    return b"\r".join(out)

@@ -13,11 +13,17 @@ port when the fact is about the server), named devices as ``device:...`` hosts w
 A message whose header is not valid HL7 rejects the flow if it is the first in its
 direction; later ones are counted (``bad_messages``) and skipped, so one broken
 message does not blind the sensor to a confirmed interface.
+
+Hot path (a mirror port repeats the same message shapes thousands of times): a frame
+whose ``frame_key`` the cache knows is not cut at all (``SignatureCache.lookup_frame``),
+and a flow remembers which interpretations it has already fully reported per
+direction (``MAX_SATISFIED_PER_DIRECTION``), so a repeat costs no per-fact work. Both
+shortcuts give the same observations and counters as the full path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from parsers.base import (
     Direction,
@@ -28,7 +34,7 @@ from parsers.base import (
     ParserState,
     StreamParser,
 )
-from parsers.hl7.cutter import CutMessage, cut_frame
+from parsers.hl7.cutter import cut_frame, frame_key
 from parsers.hl7.facts import RECEIVER, SENDER
 from parsers.hl7.framing import (
     FILLER,
@@ -40,11 +46,13 @@ from parsers.hl7.framing import (
     mllp_body,
     resync_offset,
 )
-from parsers.hl7.signature import SignatureCache
+from parsers.hl7.signature import Entry, SignatureCache
 from parsers.registry import ParserSpec, Probe
 
 MAX_FACTS_PER_FLOW = 2048  # distinct facts remembered for dedupe; more are dropped and counted
+MAX_SATISFIED_PER_DIRECTION = 64  # interpretations whose facts were all sent; oldest forgotten
 PORT_HINTS = frozenset({2575, 6661})
+_BATCH_HEADERS = ("FHS", "BHS")
 
 
 class Hl7Parser(StreamParser):
@@ -59,6 +67,10 @@ class Hl7Parser(StreamParser):
         self._messages = dict.fromkeys(Direction, 0)
         self._sent_non_ack = dict.fromkeys(Direction, False)
         self._seen: dict[tuple[str, str, str], float] = {}  # fact -> best confidence sent
+        # per direction: id(entry) -> entry whose every fact is in _seen at >= confidence.
+        # _seen only ever grows, so re-sending such an entry would emit nothing. The dict
+        # holds the entry itself, so its id cannot be reused while it is remembered.
+        self._satisfied: dict[Direction, dict[int, Entry]] = {d: {} for d in Direction}
         self.bad_messages = 0
         self.abandoned_frames = 0
         self.truncated_messages = 0
@@ -93,51 +105,67 @@ class Hl7Parser(StreamParser):
     # --- decoding ------------------------------------------------------------------
     _last_ts = 0.0
 
-    def _decode(self, direction: Direction, pdu: bytes, ts: float) -> Iterator[Observation]:
+    def _decode(self, direction: Direction, pdu: bytes, ts: float) -> list[Observation]:
         self._last_ts = ts
         kind = classify(pdu)
         if kind is PduKind.FILLER:
-            return
+            return []
         if kind is PduKind.ABANDONED:
             self.abandoned_frames += 1
-            return
+            return []
         body = mllp_body(pdu) if kind is PduKind.MLLP else pdu
+        cache = self.cache
+        key = frame_key(body, cache.device_codes) if cache.fast else None
+        if key is not None:
+            entries = cache.lookup_frame(key)
+            if entries is not None:  # a known frame shape: nothing to cut
+                return self._observe(direction, [(False, e) for e in entries], ts)
         try:
-            cuts = cut_frame(body, self.cache.knowledge.device_codes)
+            cuts = cut_frame(body, cache.device_codes)
         except Malformed:
             if not self._messages[direction]:
                 raise
             self.bad_messages += 1
-            return
-        yield from self._observe(direction, cuts, ts)
+            return []
+        looked_up = [(cut.truncated, cache.lookup(cut)) for cut in cuts]
+        if key is not None:
+            cache.remember_frame(key, cuts)
+        return self._observe(direction, looked_up, ts)
 
     def _observe(
-        self, direction: Direction, cuts: list[CutMessage], ts: float
-    ) -> Iterator[Observation]:
+        self, direction: Direction, looked_up: list[tuple[bool, Entry]], ts: float
+    ) -> list[Observation]:
         flow = self.flow
         if direction is Direction.TO_SERVER:
             sender, receiver = flow.client, flow.server
         else:
             sender, receiver = flow.server, flow.client
-        for cut in cuts:
+        satisfied = self._satisfied[direction]
+        out: list[Observation] = []
+        for truncated, entry in looked_up:
             self._messages[direction] += 1
-            self.truncated_messages += cut.truncated
-            entry = self.cache.lookup(cut)
+            self.truncated_messages += truncated
             interp = entry.interpretation
-            facts = interp.facts
-            if not interp.is_ack and interp.message_type not in ("FHS", "BHS"):
+            if not interp.is_ack and interp.message_type not in _BATCH_HEADERS:
                 self._sent_non_ack[direction] = True
-            hosts = {SENDER: sender, RECEIVER: receiver}
-            for fact in facts:
-                host = hosts.get(fact.subject, fact.subject)
-                value = sender if fact.kind == "hl7.reached_via" else fact.value
-                obs = self._emit(fact.kind, host, value, ts, fact.raw, fact.confidence)
-                if obs is not None:
-                    yield obs
+            if satisfied.get(id(entry)) is not entry:
+                dropped = self.dropped_facts
+                hosts = {SENDER: sender, RECEIVER: receiver}
+                for fact in interp.facts:
+                    host = hosts.get(fact.subject, fact.subject)
+                    value = sender if fact.kind == "hl7.reached_via" else fact.value
+                    obs = self._emit(fact.kind, host, value, ts, fact.raw, fact.confidence)
+                    if obs is not None:
+                        out.append(obs)
+                if self.dropped_facts == dropped:  # nothing dropped: all facts now sent
+                    if len(satisfied) >= MAX_SATISFIED_PER_DIRECTION:
+                        del satisfied[next(iter(satisfied))]
+                    satisfied[id(entry)] = entry
             if interp.is_ack and not self._sent_non_ack[direction]:
                 obs = self._emit("hl7.role", sender, "ack-only-receiver", ts, None, 1.0)
                 if obs is not None:
-                    yield obs
+                    out.append(obs)
+        return out
 
     def _emit(
         self, kind: str, host: str, value: str, ts: float, raw: str | None, conf: float

@@ -14,6 +14,16 @@ a bounded LRU object owned by whoever builds parsers (one per registry spec, sha
 by that spec's parsers), not module state; a parser built alone gets its own.
 hl7apy exceptions never escape: they are counted by class name, never logged with
 content.
+
+Fast path: ``cutter.frame_key`` turns a whole frame into a key with bytes operations
+only (segment ids, ``split`` on the field separator, no decoding, no objects), and a
+second bounded LRU maps that key to the signatures of the frame's messages.
+``lookup_frame`` answers a known key without cutting the frame at all; on a miss the
+caller cuts it, looks each cut up as before and ``remember_frame``s the result. A key
+holds the same allow-listed bytes as the signatures it maps to, nothing more.
+``lookup_frame`` answers only when every signature is still cached, and counts hits
+and refreshes LRU order exactly as ``lookup`` would, so the fast path changes no
+result, counter or eviction.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from parsers.hl7.mdc import Knowledge, load_knowledge
 log = logging.getLogger(__name__)
 
 MAX_SIGNATURES = 1024  # cached interpretations; least recently used evicted first
+MAX_FRAME_KEYS = 1024  # cached frame keys (``cutter.frame_key``) -> signatures; LRU
 HL7APY_FALLBACK_VERSION = "2.8.2"
 CUTTER_ONLY_FACTOR = 0.8  # confidence factor when hl7apy could not confirm the values
 
@@ -189,11 +200,17 @@ class SignatureCache:
         knowledge: Knowledge | None = None,
         maxsize: int = MAX_SIGNATURES,
         use_hl7apy: bool = True,
+        fast: bool = True,
+        max_frames: int = MAX_FRAME_KEYS,
     ) -> None:
         self.knowledge = knowledge or load_knowledge()
+        self.device_codes = self.knowledge.device_codes  # Knowledge is immutable
         self.maxsize = maxsize
         self.use_hl7apy = use_hl7apy
+        self.fast = fast  # False: every frame is cut and every cut looked up (tests)
+        self.max_frames = max_frames
         self._entries: OrderedDict[bytes, Entry] = OrderedDict()
+        self._frames: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -218,6 +235,37 @@ class SignatureCache:
             self.evictions += 1
         return entry
 
+    def lookup_frame(self, key: bytes) -> list[Entry] | None:
+        """Entries of a frame by its ``frame_key``, as ``lookup`` of each cut would give.
+
+        None when the key is unknown or one of its signatures has been evicted: then
+        the caller cuts the frame and looks its cuts up (``lookup``).
+        """
+        sigs = self._frames.get(key)
+        if sigs is None:
+            return None
+        entries = self._entries
+        found = []
+        for sig in sigs:
+            entry = entries.get(sig)
+            if entry is None:
+                return None
+            found.append(entry)
+        self._frames.move_to_end(key)
+        for sig in sigs:
+            entries.move_to_end(sig)
+        self.hits += len(sigs)
+        return found
+
+    def remember_frame(self, key: bytes, cuts: list[CutMessage]) -> None:
+        """Map a frame key to the signatures of the frame's (already looked up) cuts."""
+        if any(cut.truncated for cut in cuts):
+            return  # frame_key never yields a key for these; keep the rule in one place
+        self._frames[key] = tuple(cut.signature for cut in cuts)
+        self._frames.move_to_end(key)
+        if len(self._frames) > self.max_frames:
+            self._frames.popitem(last=False)
+
     def _interpret(self, cut: CutMessage) -> Entry:
         fast = cutter_view(cut)
         if not self.use_hl7apy:
@@ -239,4 +287,4 @@ class SignatureCache:
         return Entry(interpret(ref, self.knowledge), True, valid, agrees)
 
 
-__all__ = ["Entry", "SignatureCache", "cutter_view", "hl7apy_view"]
+__all__ = ["MAX_FRAME_KEYS", "Entry", "SignatureCache", "cutter_view", "hl7apy_view"]
