@@ -75,6 +75,7 @@ class PacketMeta:
         "window",
         "fragment",
         "frame",
+        "l4_offset",
         "payload_offset",
         "payload_end",
         "arp",
@@ -100,6 +101,7 @@ class PacketMeta:
         self.window = 0
         self.fragment = False
         self.frame = b""
+        self.l4_offset = 0  # start of the TCP/UDP/ICMP header (TCP options live before payload)
         self.payload_offset = 0
         self.payload_end = 0
         self.arp: tuple[int, bytes, bytes, bytes, bytes] | None = None  # op, sha, spa, tha, tpa
@@ -211,6 +213,12 @@ class Decoder:
             if ppp == PPP_IPV6:
                 return self._l3(meta, ETH_IPV6, off + 8)
         self.non_ip[ethertype] += 1
+        # L2 payload for frame parsers (LLDP, CDP, STP): after the EtherType, or for an
+        # 802.3 frame (a length, not a type) the LLC header and what its length covers.
+        end = len(frame)
+        if ethertype < 0x0600:
+            end = min(end, off + ethertype)
+        meta.payload_offset, meta.payload_end = off, end
         return meta
 
     def _arp(self, meta: PacketMeta, off: int) -> PacketMeta | None:
@@ -290,6 +298,7 @@ class Decoder:
 
     def _l4(self, meta: PacketMeta, proto: int, off: int, end: int) -> PacketMeta | None:
         frame = meta.frame
+        meta.l4_offset = off
         if proto == PROTO_TCP:
             if end - off < 20:
                 return self._bad("tcp: short header")
@@ -358,6 +367,7 @@ def _fast_ethernet_ipv4(frame: bytes, ts: float, wirelen: int) -> PacketMeta | N
     if ver_ihl != 0x45 or frag & 0x3FFF or end > size:
         return None
     off += 20
+    l4_offset = off
     if proto == PROTO_TCP and total_len >= 40:
         sport, dport, seq, _, data_off, flags, window = _tcp(frame, off)
         hlen = (data_off >> 4) * 4
@@ -393,6 +403,7 @@ def _fast_ethernet_ipv4(frame: bytes, ts: float, wirelen: int) -> PacketMeta | N
     meta.window = window
     meta.fragment = False
     meta.frame = frame
+    meta.l4_offset = l4_offset
     meta.payload_offset = off
     meta.payload_end = end
     meta.arp = None

@@ -390,8 +390,16 @@ def test_non_ip_ethertype_is_counted_not_malformed() -> None:
     d = Decoder()
     m = decode(linktypes.ETHERNET, frame, d)
     assert m is not None and m.ip_version == 0 and m.ethertype == 0x88CC
-    assert m.src_mac == SRC_MAC and m.payload == b""
+    assert m.src_mac == SRC_MAC
+    assert m.payload == frame[14:]  # the L2 payload, for frame parsers (LLDP here)
     assert d.non_ip == {0x88CC: 1} and not d.malformed
+
+
+def test_8023_llc_payload_is_bounded_by_its_length() -> None:
+    llc = bytes.fromhex("42 42 03") + bytes(35)  # STP BPDU: DSAP/SSAP 0x42, UI; 38 bytes
+    frame = hx(ETH_MACS) + len(llc).to_bytes(2, "big") + llc + bytes(8)  # 8 bytes of padding
+    m = decode(linktypes.ETHERNET, frame, Decoder())
+    assert m is not None and m.ethertype == len(llc) and m.payload == llc
 
 
 def test_arp_request_and_reply() -> None:
