@@ -43,9 +43,13 @@ class EvidenceStore:
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self._records.values())
 
-    def add(self, flow: Flow, parser: str, observations: list[Observation]) -> None:
+    def add_from_flow(self, flow: Flow, parser: str, observations: list[Observation]) -> None:
+        self.add(flow.vlan, f"{parser} {flow_label(flow)}", observations)
+
+    def add(self, vlan: int | None, source: str, observations: list[Observation]) -> None:
+        """``source`` names the parser and where it looked (a flow, a frame's sender)."""
         for obs in observations:
-            key = (flow.vlan, obs.host, obs.kind, obs.value)
+            key = (vlan, obs.host, obs.kind, obs.value)
             rec = self._records.get(key)
             if rec is not None:
                 rec.count += 1
@@ -57,11 +61,11 @@ class EvidenceStore:
                 self.dropped += 1
                 continue
             self._records[key] = Evidence(
-                vlan=flow.vlan,
+                vlan=vlan,
                 host=obs.host,
                 kind=obs.kind,
                 value=obs.value,
-                source=f"{parser} {flow_label(flow)}",
+                source=source,
                 first_seen=obs.ts,
                 last_seen=obs.ts,
                 count=1,

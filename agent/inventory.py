@@ -22,6 +22,7 @@ from parsers.vocabulary import (
     CLAIM_FIELDS,
     DEVICE_TYPES,
     INFRASTRUCTURE,
+    MAC_HOST_PREFIX,
     NAMED_DEVICE_PREFIX,
     UNKNOWN,
 )
@@ -133,6 +134,12 @@ def _owner(
     if ev.host.startswith(NAMED_DEVICE_PREFIX):
         if ev.host not in devices:
             devices[ev.host] = Device(id=ev.host, mac=None, ips=[], vlans=[])
+        return ev.host
+    if ev.host.startswith(MAC_HOST_PREFIX):  # endpoint ids of MAC-keyed hosts are "mac:..."
+        if ev.host not in devices:
+            mac = ev.host[len(MAC_HOST_PREFIX) :]
+            vlans = [ev.vlan] if ev.vlan is not None else []
+            devices[ev.host] = Device(id=ev.host, mac=mac, ips=[], vlans=vlans)
         return ev.host
     owner = by_ip_vlan.get((ev.vlan, ev.host))
     if owner is None and len(by_ip.get(ev.host, [])) == 1:

@@ -10,6 +10,7 @@ packet.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -19,12 +20,15 @@ from typing import Any
 from agent.appdetect import AppDetector
 from agent.capture import RawFrame
 from agent.conversations import ConversationTable
-from agent.decode import Decoder, PacketMeta
-from agent.endpoints import EndpointTable
+from agent.decode import TCP_ACK, TCP_SYN, Decoder, PacketMeta
+from agent.endpoints import EndpointTable, ip_text, mac_text
 from agent.evidence import EvidenceStore
 from agent.flows import MAX_FLOWS, Flow, FlowTable
 from agent.inventory import Device, build_devices, build_groups
-from parsers.registry import Registry, default_registry
+from parsers.base import L2Frame, TcpSyn
+from parsers.registry import LLC, FrameSpec, Registry, default_registry
+
+log = logging.getLogger(__name__)
 
 TICK_EVERY = 8192  # packets between progress callbacks
 ARP_REPLY, ARP_REQUEST = 2, 1
@@ -54,10 +58,10 @@ class Analyzer:
         self.endpoints = EndpointTable()
         self.conversations = ConversationTable()
         self.evidence = EvidenceStore()
-        self.appdetect = AppDetector(registry, self.evidence.add)
-        self.flows = FlowTable(
-            self._flow_ended, max_flows=max_flows, on_new=self.appdetect.on_new_flow
-        )
+        self.registry = registry
+        self.appdetect = AppDetector(registry, self.evidence.add_from_flow)
+        self.flows = FlowTable(self._flow_ended, max_flows=max_flows, on_new=self._flow_started)
+        self.frame_parser_errors: Counter[str] = Counter()
         self.packets = 0
         self.bytes = 0
         self.non_first_fragments = 0
@@ -99,8 +103,56 @@ class Analyzer:
             op, sha, spa, _, _ = meta.arp
             if op in (ARP_REQUEST, ARP_REPLY):
                 self.endpoints.see_arp(sha, meta.vlan, spa, meta.ts)
-        elif meta.src_mac is not None:
-            self.endpoints.see_mac(meta.src_mac, meta.vlan, meta.ts)
+            return
+        if meta.src_mac is None:
+            return
+        self.endpoints.see_mac(meta.src_mac, meta.vlan, meta.ts)
+        specs = self.registry.frame_specs.get(LLC if meta.ethertype < 0x0600 else meta.ethertype)
+        if specs:
+            self._parse_frame(meta, specs)
+
+    def _parse_frame(self, meta: PacketMeta, specs: list[FrameSpec]) -> None:
+        assert meta.src_mac is not None
+        frame = L2Frame(
+            src_mac=mac_text(meta.src_mac),
+            dst_mac=mac_text(meta.dst_mac) if meta.dst_mac is not None else None,
+            vlan=meta.vlan,
+            ethertype=meta.ethertype,
+            payload=meta.payload,
+            ts=meta.ts,
+        )
+        for spec in specs:
+            try:
+                observations = spec.parse(frame)
+            except Exception as exc:  # a parser bug must not stop the sensor
+                self.frame_parser_errors[spec.name] += 1
+                log.warning("frame parser %s failed: %s", spec.name, type(exc).__name__)
+                continue
+            if observations:
+                self.evidence.add(meta.vlan, f"{spec.name} from {frame.src_mac}", observations)
+
+    def _flow_started(self, flow: Flow, meta: PacketMeta) -> None:
+        self.appdetect.on_new_flow(flow, meta)
+        syn_specs = self.registry.syn_specs
+        if syn_specs and meta.tcp_flags & TCP_SYN and not meta.tcp_flags & TCP_ACK:
+            syn = TcpSyn(
+                client=ip_text(meta.src_ip),
+                server_port=meta.dport,
+                ip_version=meta.ip_version,
+                ttl=meta.ttl,
+                window=meta.window,
+                options=meta.frame[meta.l4_offset + 20 : meta.payload_offset],
+                ts=meta.ts,
+            )
+            for spec in syn_specs:
+                try:
+                    observations = spec.observe(syn)
+                except Exception as exc:  # a parser bug must not stop the sensor
+                    self.frame_parser_errors[spec.name] += 1
+                    log.warning("SYN observer %s failed: %s", spec.name, type(exc).__name__)
+                    continue
+                if observations:
+                    self.evidence.add_from_flow(flow, spec.name, observations)
 
     def _flow_ended(self, flow: Flow, reason: str) -> None:
         self.appdetect.on_end(flow, reason)
@@ -139,7 +191,7 @@ class Analyzer:
             "non_first_fragments": self.non_first_fragments,
             "non_ip_ethertypes": _ethertype_counts(self.decoder.non_ip),
             "apps": dict(det.detected),
-            "parser_errors": dict(det.parser_errors),
+            "parser_errors": dict(det.parser_errors + self.frame_parser_errors),
             "parser_rejects": dict(det.parser_rejects),
             "reassembly": det.reassembly.as_dict(),
             "evidence_records": len(self.evidence),

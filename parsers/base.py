@@ -66,6 +66,31 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
+class L2Frame:
+    """A non-IP frame handed to a frame parser (LLDP, CDP, STP...)."""
+
+    src_mac: str  # "00:1f:6d:96:ec:04"
+    dst_mac: str | None
+    vlan: int | None
+    ethertype: int  # below 0x0600 an 802.3 length: ``payload`` starts with the LLC header
+    payload: bytes  # after the EtherType / length field
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class TcpSyn:
+    """The SYN that opened a TCP connection, for passive OS fingerprinting."""
+
+    client: str
+    server_port: int
+    ip_version: int
+    ttl: int
+    window: int
+    options: bytes  # raw TCP options
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
 class Frame:
     size: int  # whole PDU, header included
     keep: bool = True  # False: drop the bytes as they arrive (bulk data)

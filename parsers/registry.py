@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from parsers.base import Direction, FlowKey, Parser
+from parsers.base import Direction, FlowKey, L2Frame, Observation, Parser, TcpSyn
 
 MAX_PROBE_BYTES = 512  # a probe that has not decided after this many bytes is a NO
 
@@ -35,13 +35,42 @@ class ParserSpec:
     port_hints: frozenset[int] = field(default_factory=frozenset)
 
 
+LLC = 0  # FrameSpec key for 802.3 frames, whose EtherType field holds a length
+
+
+@dataclass(frozen=True, slots=True)
+class FrameSpec:
+    """A parser for rare non-IP frames (LLDP, CDP, STP): one call per frame, no state."""
+
+    name: str
+    ethertypes: frozenset[int]  # LLC for 802.3/LLC frames
+    parse: Callable[[L2Frame], list[Observation]]
+
+
+@dataclass(frozen=True, slots=True)
+class SynSpec:
+    """An observer of connection-opening SYNs (passive OS fingerprinting), once per flow."""
+
+    name: str
+    observe: Callable[[TcpSyn], list[Observation]]
+
+
 class Registry:
     """Ordered set of parser specs; the agent asks it which parser a flow needs."""
 
     def __init__(self, specs: Iterable[ParserSpec] = ()) -> None:
         self._specs: dict[str, ParserSpec] = {}
+        self.frame_specs: dict[int, list[FrameSpec]] = {}  # EtherType (or LLC) -> parsers
+        self.syn_specs: list[SynSpec] = []
         for spec in specs:
             self.register(spec)
+
+    def register_frame(self, spec: FrameSpec) -> None:
+        for ethertype in spec.ethertypes:
+            self.frame_specs.setdefault(ethertype, []).append(spec)
+
+    def register_syn(self, spec: SynSpec) -> None:
+        self.syn_specs.append(spec)
 
     def register(self, spec: ParserSpec) -> None:
         if spec.name in self._specs:
@@ -92,7 +121,21 @@ def default_registry() -> Registry:
     registry = Registry()
     for spec in _builtin_specs():
         registry.register(spec)
+    for frame_spec in _builtin_frame_specs():
+        registry.register_frame(frame_spec)
+    for syn_spec in _builtin_syn_specs():
+        registry.register_syn(syn_spec)
     return registry
+
+
+def _builtin_frame_specs() -> list[FrameSpec]:
+    specs: list[FrameSpec] = []
+    return specs
+
+
+def _builtin_syn_specs() -> list[SynSpec]:
+    specs: list[SynSpec] = []
+    return specs
 
 
 def _builtin_specs() -> list[ParserSpec]:

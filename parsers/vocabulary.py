@@ -10,6 +10,9 @@ Devices that are not network endpoints themselves (a pump behind an HL7
 gateway, named by its EUI-64 in OBX-18) are described with ``host`` set to
 ``"device:<scheme>:<id>"`` (e.g. ``device:eui64:0009FBFFFE0A1B2C``) and one
 observation of kind ``<proto>.reached_via`` whose value is the gateway's IP.
+
+Facts about a MAC rather than an IP (LLDP, CDP, a DHCP client without an
+address yet) use ``host`` = ``"mac:<aa:bb:cc:dd:ee:ff>"``, lower case.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ CLAIM_FIELDS = frozenset(
     {"device_type", "category", "vendor", "model", "software_version", "serial", "hostname"}
 )
 NAMED_DEVICE_PREFIX = "device:"
+MAC_HOST_PREFIX = "mac:"
 
 MEDICAL = "medical"
 CLINICAL_IT = "clinical-it"

@@ -201,3 +201,46 @@ def test_core_only_runs_no_parser() -> None:
     analyzer.run(frames)
     analyzer.flows.close_all()
     assert not list(analyzer.evidence) and not analyzer.appdetect.detected
+
+
+def test_frame_parser_gets_l2_payload_and_its_facts_land_on_the_mac() -> None:
+    from parsers.base import L2Frame
+    from parsers.registry import FrameSpec
+
+    seen: list[L2Frame] = []
+
+    def parse(frame: L2Frame) -> list[Observation]:
+        seen.append(frame)
+        return [
+            Observation("toyl2.name", f"mac:{frame.src_mac}", frame.payload[:4].decode(), frame.ts)
+        ]
+
+    reg = registry()
+    reg.register_frame(FrameSpec("toyl2", frozenset({0x88B5}), parse))
+    raw = bytes(
+        Ether(src="00:09:fb:00:00:07", dst="01:80:c2:00:00:0e", type=0x88B5) / b"SW01" / bytes(50)
+    )
+    analyzer = Analyzer(reg)
+    analyzer.run([(1.0, linktypes.ETHERNET, raw, len(raw))])
+    result = analyzer.finish()
+    assert seen[0].payload.startswith(b"SW01") and seen[0].src_mac == "00:09:fb:00:00:07"
+    (device,) = [d for d in result.devices if d.mac == "00:09:fb:00:00:07"]
+    assert {(e["kind"], e["value"]) for e in device.evidence} >= {("toyl2.name", "SW01")}
+
+
+def test_syn_observer_sees_the_opening_syn_once() -> None:
+    from parsers.base import TcpSyn
+    from parsers.registry import SynSpec
+
+    syns: list[TcpSyn] = []
+
+    def observe(syn: TcpSyn) -> list[Observation]:
+        syns.append(syn)
+        return [Observation("toysyn.ttl", syn.client, str(syn.ttl), syn.ts)]
+
+    reg = registry()
+    reg.register_syn(SynSpec("toysyn", observe))
+    c = Conversation()
+    analyzer, facts = analyze([*c.handshake(), c.packet(True, "PA", b"x")], reg)
+    assert len(syns) == 1 and syns[0].client == CLIENT and syns[0].server_port == 5555
+    assert ("toysyn.ttl", CLIENT, "64") in facts
