@@ -29,27 +29,24 @@ INFRASTRUCTURE = "infrastructure"
 OTHER = "other"
 CATEGORIES = (MEDICAL, CLINICAL_IT, INFRASTRUCTURE, OTHER)
 
-# device_type -> category. Modalities use DICOM's own codes (PS3.3 C.7.3.1.1.1), lower case.
+# device_type -> category: the controlled vocabulary of the inventory (issue 5).
 DEVICE_TYPES: dict[str, str] = {
     "patient-monitor": MEDICAL,
+    "central-station": MEDICAL,
     "infusion-pump": MEDICAL,
     "ventilator": MEDICAL,
-    "anesthesia-machine": MEDICAL,
+    "anesthesia-workstation": MEDICAL,
     "ecg": MEDICAL,
     "medical-gateway": MEDICAL,
-    "central-station": MEDICAL,
-    "modality": MEDICAL,  # an imaging device whose modality is not known yet
+    "ultrasound": MEDICAL,
     "ct": MEDICAL,
     "mr": MEDICAL,
-    "us": MEDICAL,
-    "cr": MEDICAL,
-    "dx": MEDICAL,
-    "mg": MEDICAL,
-    "nm": MEDICAL,
-    "pt": MEDICAL,
-    "xa": MEDICAL,
-    "rf": MEDICAL,
-    "ot": MEDICAL,
+    "x-ray": MEDICAL,
+    "mammography": MEDICAL,
+    "nuclear-medicine": MEDICAL,
+    "angiography": MEDICAL,
+    "imaging-modality": MEDICAL,  # sends images or asks a worklist; kind not known yet
+    "lab-analyzer": MEDICAL,
     "pacs": CLINICAL_IT,
     "ris": CLINICAL_IT,
     "his": CLINICAL_IT,
@@ -57,10 +54,40 @@ DEVICE_TYPES: dict[str, str] = {
     "hl7-interface-engine": CLINICAL_IT,
     "dicom-workstation": CLINICAL_IT,
     "workstation": CLINICAL_IT,
-    "dicom-scanner": OTHER,  # someone probing DICOM services (nmap dicom-ping and the like)
-    "router": INFRASTRUCTURE,
-    "switch": INFRASTRUCTURE,
     "server": OTHER,
+    "printer": OTHER,
+    "phone": OTHER,
+    "network-infrastructure": INFRASTRUCTURE,
+    "dicom-scanner": OTHER,  # someone probing DICOM services (nmap dicom-ping and the like)
     "unknown": OTHER,
 }
+
+# Other words parsers may use, mapped onto the vocabulary: DICOM Modality codes
+# (PS3.3 C.7.3.1.1.1) and older medtap names.
+DEVICE_TYPE_ALIASES: dict[str, str] = {
+    "us": "ultrasound",
+    "cr": "x-ray",
+    "dx": "x-ray",
+    "rg": "x-ray",
+    "dr": "x-ray",
+    "mg": "mammography",
+    "nm": "nuclear-medicine",
+    "pt": "nuclear-medicine",
+    "xa": "angiography",
+    "rf": "angiography",
+    "ot": "imaging-modality",
+    "modality": "imaging-modality",
+    "anesthesia-machine": "anesthesia-workstation",
+    "router": "network-infrastructure",
+    "switch": "network-infrastructure",
+}
+
+
+def canonical_device_type(value: str) -> str | None:
+    """The vocabulary word for ``value`` (case-insensitive), None if it is not one."""
+    word = value.strip().lower()
+    word = DEVICE_TYPE_ALIASES.get(word, word)
+    return word if word in DEVICE_TYPES else None
+
+
 UNKNOWN = "unknown"

@@ -36,12 +36,15 @@ def pdu(kind: int, body: bytes) -> bytes:
 
 
 # A-ASSOCIATE-RQ (PS3.8 9.3.2), every field annotated.
-ASSOC_RQ = h("""
+ASSOC_RQ = h(
+    """
 01 00 0000010b                                  # PDU type 1, reserved, length 267
 0001 0000                                       # protocol version 1, reserved
 414e592d5343502020202020 20202020               # called AE  "ANY-SCP         "
 43545f5343414e4e45525f33 20202020               # calling AE "CT_SCANNER_3    "
-""" + "00" * 32 + """                           # reserved (32)
+"""
+    + "00" * 32
+    + """                           # reserved (32)
 10 00 0015 312e322e3834302e31303030382e332e312e312e31   # app context 1.2.840.10008.3.1.1.1
 20 00 003a 01 00 00 00                          # presentation context id 1
   30 00 0019 312e322e3834302e31303030382e352e312e342e312e312e32   # abstract CT Image Storage
@@ -54,15 +57,19 @@ ASSOC_RQ = h("""
   54 00 001d 0019 312e322e3834302e31303030382e352e312e342e312e312e32 01 00  # role: CT scu
   58 00 0014 02 01 0006 6a736d697468 0008 7365637265742121        # user identity: type 2,
                                                 #   primary "jsmith", secondary "secret!!"
-""")
+"""
+)
 
 # A-ASSOCIATE-AC (PS3.8 9.3.3): context 1 accepted with implicit VR LE.
-ASSOC_AC = h("""
+ASSOC_AC = h(
+    """
 02 00 000000b8                                  # PDU type 2, length 184
 0001 0000                                       # protocol version 1, reserved
 414e592d5343502020202020 20202020               # called AE (echoed)
 43545f5343414e4e45525f33 20202020               # calling AE (echoed)
-""" + "00" * 32 + """
+"""
+    + "00" * 32
+    + """
 10 00 0015 312e322e3834302e31303030382e332e312e312e31
 21 00 0019 01 00 00 00                          # presentation context 1, result 0 (acceptance)
   40 00 0011 312e322e3834302e31303030382e312e32 # transfer syntax implicit VR LE
@@ -70,7 +77,8 @@ ASSOC_AC = h("""
   51 00 0004 00008000                           # max PDU length 32768
   52 00 001b 312e322e3237362e302e373233303031302e332e302e332e362e37   # DCMTK 3.6.7
   55 00 000f 4f464649535f44434d544b5f333637                           # "OFFIS_DCMTK_367"
-""")
+"""
+)
 
 A_RELEASE_RQ = h("05 00 00000004 00000000")
 A_RELEASE_RP = h("06 00 00000004 00000000")
@@ -91,8 +99,9 @@ def element(tag: int, value: bytes, vr: bytes | None = None, big: bool = False) 
     return head + vr + struct.pack(end + "H", len(value)) + value
 
 
-def command_set(field: int, sop: str, has_data: bool, status: int | None = None,
-                move_originator: bytes = b"") -> bytes:
+def command_set(
+    field: int, sop: str, has_data: bool, status: int | None = None, move_originator: bytes = b""
+) -> bytes:
     body = element(0x00000002, sop.encode() + b"\0" * (len(sop) % 2))
     body += element(0x00000100, struct.pack("<H", field))
     body += element(0x00000110, struct.pack("<H", 1))  # message id (not read)
@@ -106,22 +115,25 @@ def command_set(field: int, sop: str, has_data: bool, status: int | None = None,
 
 def image_data_set(vr: bool = False, big: bool = False, pixels: int = 0) -> bytes:
     """CT image attributes in tag order, with patient canaries and optional pixel data."""
+
     def e(tag: int, value: bytes, kind: bytes) -> bytes:
         return element(tag, value, kind if vr else None, big)
 
-    return b"".join([
-        e(0x00080016, CT_STORAGE.encode(), b"UI"),
-        e(0x00080060, b"CT", b"CS"),
-        e(0x00080070, b"GE MEDICAL SYSTEMS", b"LO"),
-        e(0x00080080, b"CANARY HOSPITAL", b"LO"),  # institution: not allow-listed
-        e(0x00081010, b"CTSTATION01", b"SH"),
-        e(0x00081090, b"Revolution CT", b"LO"),
-        e(0x00100010, CANARY, b"PN"),
-        e(0x00100020, CANARY_ID, b"LO"),
-        e(0x00181000, b"CT-SN-0001", b"LO"),
-        e(0x00181020, b"revo_ct_22.1", b"LO"),
-        e(0x7FE00010, b"\x5a" * pixels, b"OW") if pixels else b"",
-    ])
+    return b"".join(
+        [
+            e(0x00080016, CT_STORAGE.encode(), b"UI"),
+            e(0x00080060, b"CT", b"CS"),
+            e(0x00080070, b"GE MEDICAL SYSTEMS", b"LO"),
+            e(0x00080080, b"CANARY HOSPITAL", b"LO"),  # institution: not allow-listed
+            e(0x00081010, b"CTSTATION01", b"SH"),
+            e(0x00081090, b"Revolution CT", b"LO"),
+            e(0x00100010, CANARY, b"PN"),
+            e(0x00100020, CANARY_ID, b"LO"),
+            e(0x00181000, b"CT-SN-0001", b"LO"),
+            e(0x00181020, b"revo_ct_22.1", b"LO"),
+            e(0x7FE00010, b"\x5a" * pixels, b"OW") if pixels else b"",
+        ]
+    )
 
 
 def pdata(*pdvs: tuple[int, int, bytes]) -> bytes:
@@ -131,12 +143,20 @@ def pdata(*pdvs: tuple[int, int, bytes]) -> bytes:
 C_STORE_CMD = pdata((1, 0x03, command_set(0x0001, CT_STORAGE, True)))
 C_STORE_DATA = pdata((1, 0x02, image_data_set()))
 C_STORE_RSP = pdata((1, 0x03, command_set(0x8001, CT_STORAGE, False, status=0)))
-CONVERSATION = [(TS, ASSOC_RQ), (TC, ASSOC_AC), (TS, C_STORE_CMD), (TS, C_STORE_DATA),
-                (TC, C_STORE_RSP), (TS, A_RELEASE_RQ), (TC, A_RELEASE_RP)]
+CONVERSATION = [
+    (TS, ASSOC_RQ),
+    (TC, ASSOC_AC),
+    (TS, C_STORE_CMD),
+    (TS, C_STORE_DATA),
+    (TC, C_STORE_RSP),
+    (TS, A_RELEASE_RQ),
+    (TC, A_RELEASE_RP),
+]
 
 
-def run(chunks: list[tuple[Direction, bytes]], flow: FlowKey = FLOW
-        ) -> tuple[DicomParser, list[Observation]]:
+def run(
+    chunks: list[tuple[Direction, bytes]], flow: FlowKey = FLOW
+) -> tuple[DicomParser, list[Observation]]:
     parser = DicomParser(flow)
     out: list[Observation] = []
     for direction, data in chunks:
@@ -228,8 +248,11 @@ def test_association_identity_and_roles() -> None:
 
 def test_reject_abort_release() -> None:
     _, obs = run([(TS, ASSOC_RQ), (TC, A_ASSOCIATE_RJ)])
-    assert ("dicom.association_rejected", FLOW.server,
-            "rejected-permanent service-user calling-ae-title-not-recognized") in facts(obs)
+    assert (
+        "dicom.association_rejected",
+        FLOW.server,
+        "rejected-permanent service-user calling-ae-title-not-recognized",
+    ) in facts(obs)
     _, obs = run([(TS, ASSOC_RQ), (TC, ASSOC_AC), (TC, A_ABORT)])
     abort = ("dicom.abort", FLOW.server, "service-provider invalid-pdu-parameter-value")
     assert abort in facts(obs)
@@ -271,17 +294,23 @@ def test_c_store_reads_device_elements_only() -> None:
     _, obs = run(CONVERSATION)
     assert facts(obs) >= EXPECTED_STORE
     assert_no_phi(obs)
-    vendor = [o for o in obs if o.kind == "dicom.vendor" and o.value == "GE Healthcare"
-              and o.raw == "GE MEDICAL SYSTEMS"]
+    vendor = [
+        o
+        for o in obs
+        if o.kind == "dicom.vendor" and o.value == "GE Healthcare" and o.raw == "GE MEDICAL SYSTEMS"
+    ]
     assert vendor and vendor[0].confidence >= 0.7
     assert all(0.0 <= o.confidence <= 1.0 for o in obs)
 
 
-@pytest.mark.parametrize(("ts_uid", "vr", "big"), [
-    ("1.2.840.10008.1.2.1", True, False),  # explicit VR little endian
-    ("1.2.840.10008.1.2.2", True, True),  # explicit VR big endian
-    ("1.2.840.10008.1.2.4.50", True, False),  # JPEG baseline: data set is explicit LE
-])
+@pytest.mark.parametrize(
+    ("ts_uid", "vr", "big"),
+    [
+        ("1.2.840.10008.1.2.1", True, False),  # explicit VR little endian
+        ("1.2.840.10008.1.2.2", True, True),  # explicit VR big endian
+        ("1.2.840.10008.1.2.4.50", True, False),  # JPEG baseline: data set is explicit LE
+    ],
+)
 def test_explicit_vr_transfer_syntaxes(ts_uid: str, vr: bool, big: bool) -> None:
     ts_item = item(0x40, ts_uid.encode())
     ac = ASSOC_AC.replace(item(0x40, b"1.2.840.10008.1.2"), ts_item)
@@ -322,21 +351,40 @@ def test_data_set_over_many_pdvs_and_pdus_equals_one() -> None:
     data = image_data_set()
     pieces = [data[i : i + 7] for i in range(0, len(data), 7)]
     pdus = [pdata((1, 0x02 if i == len(pieces) - 1 else 0x00, p)) for i, p in enumerate(pieces)]
-    many_pdvs_one_pdu = pdata(*[(1, 0x02 if i == len(pieces) - 1 else 0x00, p)
-                                for i, p in enumerate(pieces)])
+    many_pdvs_one_pdu = pdata(
+        *[(1, 0x02 if i == len(pieces) - 1 else 0x00, p) for i, p in enumerate(pieces)]
+    )
     base = facts(run(CONVERSATION)[1])
-    split = [(TS, ASSOC_RQ), (TC, ASSOC_AC), (TS, C_STORE_CMD), *[(TS, p) for p in pdus],
-             (TC, C_STORE_RSP), (TS, A_RELEASE_RQ), (TC, A_RELEASE_RP)]
+    split = [
+        (TS, ASSOC_RQ),
+        (TC, ASSOC_AC),
+        (TS, C_STORE_CMD),
+        *[(TS, p) for p in pdus],
+        (TC, C_STORE_RSP),
+        (TS, A_RELEASE_RQ),
+        (TC, A_RELEASE_RP),
+    ]
     assert facts(run(split)[1]) == base
-    packed = [(TS, ASSOC_RQ), (TC, ASSOC_AC), (TS, C_STORE_CMD + many_pdvs_one_pdu),
-              (TC, C_STORE_RSP), (TS, A_RELEASE_RQ), (TC, A_RELEASE_RP)]
+    packed = [
+        (TS, ASSOC_RQ),
+        (TC, ASSOC_AC),
+        (TS, C_STORE_CMD + many_pdvs_one_pdu),
+        (TC, C_STORE_RSP),
+        (TS, A_RELEASE_RQ),
+        (TC, A_RELEASE_RP),
+    ]
     assert facts(run(packed)[1]) == base
 
 
 def test_many_pdus_in_one_segment() -> None:
-    _, obs = run([(TS, ASSOC_RQ), (TC, ASSOC_AC),
-                  (TS, C_STORE_CMD + C_STORE_DATA + C_STORE_CMD + C_STORE_DATA + A_RELEASE_RQ),
-                  (TC, C_STORE_RSP + C_STORE_RSP + A_RELEASE_RP)])
+    _, obs = run(
+        [
+            (TS, ASSOC_RQ),
+            (TC, ASSOC_AC),
+            (TS, C_STORE_CMD + C_STORE_DATA + C_STORE_CMD + C_STORE_DATA + A_RELEASE_RQ),
+            (TC, C_STORE_RSP + C_STORE_RSP + A_RELEASE_RP),
+        ]
+    )
     assert facts(obs) >= EXPECTED_STORE
 
 
@@ -378,29 +426,42 @@ def test_forwarded_store_makes_no_device_claims() -> None:
 
 def test_failed_status_is_reported_and_makes_no_pacs_claim() -> None:
     rsp = pdata((1, 0x03, command_set(0x8001, CT_STORAGE, False, status=0xA700)))
-    _, obs = run([(TS, ASSOC_RQ), (TC, ASSOC_AC), (TS, C_STORE_CMD), (TS, C_STORE_DATA),
-                  (TC, rsp)])
+    _, obs = run([(TS, ASSOC_RQ), (TC, ASSOC_AC), (TS, C_STORE_CMD), (TS, C_STORE_DATA), (TC, rsp)])
     assert ("dicom.status", FLOW.server, "C-STORE-RSP 0xA700") in facts(obs)
     assert ("dicom.device_type", FLOW.server, "pacs") not in facts(obs)
 
 
 def test_worklist_sequence_items_read_scheduled_station_only() -> None:
-    step = (element(0x00080060, b"MR") + element(0x00321060, b"CANARY PROCEDURE")
-            + element(0x00400001, b"MR_SCANNER_2") + element(0x00400006, CANARY))
-    undefined_item = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF) + step + \
-        struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
-    seq = struct.pack("<HHI", 0x0040, 0x0100, 0xFFFFFFFF) + undefined_item + \
-        struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    step = (
+        element(0x00080060, b"MR")
+        + element(0x00321060, b"CANARY PROCEDURE")
+        + element(0x00400001, b"MR_SCANNER_2")
+        + element(0x00400006, CANARY)
+    )
+    undefined_item = (
+        struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+        + step
+        + struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+    )
+    seq = (
+        struct.pack("<HHI", 0x0040, 0x0100, 0xFFFFFFFF)
+        + undefined_item
+        + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    )
     data = element(0x00100010, CANARY) + element(0x00100020, CANARY_ID) + seq
     found = read_elements(data, Syntax.IMPLICIT_LE, dp.DATA_SET_TAGS, dp.NESTED_TAGS)
-    assert found.values == {(0x00400100, 0x00400001): [b"MR_SCANNER_2"],
-                            (0x00400100, 0x00080060): [b"MR"]}
+    assert found.values == {
+        (0x00400100, 0x00400001): [b"MR_SCANNER_2"],
+        (0x00400100, 0x00080060): [b"MR"],
+    }
     mwl = "1.2.840.10008.5.1.4.31"
     rq = ASSOC_RQ.replace(CT_STORAGE.encode(), mwl.encode() + b"\0" * 3)
     rsp = pdata((1, 0x03, command_set(0x8020, mwl, True, status=0xFF00)), (1, 0x02, data))
     _, obs = run([(TS, rq), (TC, ASSOC_AC), (TC, rsp)])
-    assert {("dicom.scheduled_station_ae_title", FLOW.server, "MR_SCANNER_2"),
-            ("dicom.device_type", FLOW.server, "ris")} <= facts(obs)
+    assert {
+        ("dicom.scheduled_station_ae_title", FLOW.server, "MR_SCANNER_2"),
+        ("dicom.device_type", FLOW.server, "ris"),
+    } <= facts(obs)
     assert_no_phi(obs)
 
 
@@ -415,10 +476,15 @@ def test_nmap_dicom_ping_pattern() -> None:
     verification = "1.2.840.10008.1.1"
     rq = bytearray(ASSOC_RQ)
     rq[10:42] = b"ANY-SCP".ljust(16) + b"ECHOSCU".ljust(16)
-    user = item(0x50, item(0x51, struct.pack(">I", 16384))
-                + item(0x52, b"1.2.276.0.7230010.3.0.3.6.2") + item(0x55, b"OFFIS_DCMTK_362"))
-    pc = item(0x20, b"\x01\0\0\0" + item(0x30, verification.encode())
-              + item(0x40, b"1.2.840.10008.1.2"))
+    user = item(
+        0x50,
+        item(0x51, struct.pack(">I", 16384))
+        + item(0x52, b"1.2.276.0.7230010.3.0.3.6.2")
+        + item(0x55, b"OFFIS_DCMTK_362"),
+    )
+    pc = item(
+        0x20, b"\x01\0\0\0" + item(0x30, verification.encode()) + item(0x40, b"1.2.840.10008.1.2")
+    )
     app = item(0x10, b"1.2.840.10008.3.1.1.1")
     body = bytes(rq[6:74]) + app + pc + user
     _, obs = run([(TS, pdu(0x01, body)), (TC, ASSOC_AC)])
@@ -428,20 +494,26 @@ def test_nmap_dicom_ping_pattern() -> None:
 
 
 # ---- hostile input ---------------------------------------------------------------------------
-@pytest.mark.parametrize(("name", "chunks"), [
-    ("truncated RQ", [(TS, ASSOC_RQ[:150])]),
-    ("garbage after a valid header", [(TS, ASSOC_RQ[:6] + b"\xde\xad" * 200)]),
-    ("item overruns the PDU", [(TS, ASSOC_RQ[:74] + b"\x10\x00\xff\xff" + ASSOC_RQ[78:])]),
-    ("PDU length 0xFFFFFFFF", [(TS, ASSOC_RQ), (TC, ASSOC_AC),
-                               (TS, b"\x04\x00\xff\xff\xff\xff" + b"\0" * 5000)]),
-    ("A-ASSOCIATE length 0xFFFFFFFF", [(TS, b"\x01\x00\xff\xff\xff\xff" + ASSOC_RQ[6:])]),
-    ("PDV overruns its PDU", [(TS, ASSOC_RQ), (TS, h("04 00 00000008 0000ffff 01 02 0000"))]),
-    ("bad PDV control header", [(TS, ASSOC_RQ), (TS, h("04 00 00000006 00000002 01 fc"))]),
-    ("unknown PDU type", [(TS, ASSOC_RQ), (TS, h("09 00 00000004 00000000"))]),
-    ("release of wrong length", [(TS, ASSOC_RQ), (TS, h("05 00 00000010") + b"\0" * 16)]),
-])
-def test_hostile_input_rejects_without_raising(name: str, chunks: list[tuple[Direction, bytes]]
-                                               ) -> None:
+@pytest.mark.parametrize(
+    ("name", "chunks"),
+    [
+        ("truncated RQ", [(TS, ASSOC_RQ[:150])]),
+        ("garbage after a valid header", [(TS, ASSOC_RQ[:6] + b"\xde\xad" * 200)]),
+        ("item overruns the PDU", [(TS, ASSOC_RQ[:74] + b"\x10\x00\xff\xff" + ASSOC_RQ[78:])]),
+        (
+            "PDU length 0xFFFFFFFF",
+            [(TS, ASSOC_RQ), (TC, ASSOC_AC), (TS, b"\x04\x00\xff\xff\xff\xff" + b"\0" * 5000)],
+        ),
+        ("A-ASSOCIATE length 0xFFFFFFFF", [(TS, b"\x01\x00\xff\xff\xff\xff" + ASSOC_RQ[6:])]),
+        ("PDV overruns its PDU", [(TS, ASSOC_RQ), (TS, h("04 00 00000008 0000ffff 01 02 0000"))]),
+        ("bad PDV control header", [(TS, ASSOC_RQ), (TS, h("04 00 00000006 00000002 01 fc"))]),
+        ("unknown PDU type", [(TS, ASSOC_RQ), (TS, h("09 00 00000004 00000000"))]),
+        ("release of wrong length", [(TS, ASSOC_RQ), (TS, h("05 00 00000010") + b"\0" * 16)]),
+    ],
+)
+def test_hostile_input_rejects_without_raising(
+    name: str, chunks: list[tuple[Direction, bytes]]
+) -> None:
     parser, _ = run(chunks)
     if name == "truncated RQ":
         assert parser.state is ParserState.PROBING and parser.pdus == 0
@@ -495,14 +567,17 @@ def test_memory_is_bounded_under_many_open_contexts() -> None:
 
 
 # ---- hypothesis ------------------------------------------------------------------------------
-def split_randomly(data: st.DataObject, chunks: list[tuple[Direction, bytes]]
-                   ) -> list[tuple[Direction, bytes]]:
+def split_randomly(
+    data: st.DataObject, chunks: list[tuple[Direction, bytes]]
+) -> list[tuple[Direction, bytes]]:
     out = []
     for direction, payload in chunks:
         cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(payload) - 1)), max_size=8)))
         cuts = [c for c in cuts if c < len(payload)]
-        out += [(direction, payload[a:b])
-                for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
+        out += [
+            (direction, payload[a:b])
+            for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True)
+        ]
     return out
 
 
@@ -512,8 +587,14 @@ def test_observations_do_not_depend_on_segmentation(data: st.DataObject) -> None
     whole = run(CONVERSATION)[1]
     assert run(split_randomly(data, CONVERSATION))[1] == whole
     # Everything in one segment per direction run:
-    glued = [(TS, ASSOC_RQ), (TC, ASSOC_AC), (TS, C_STORE_CMD + C_STORE_DATA),
-             (TC, C_STORE_RSP), (TS, A_RELEASE_RQ), (TC, A_RELEASE_RP)]
+    glued = [
+        (TS, ASSOC_RQ),
+        (TC, ASSOC_AC),
+        (TS, C_STORE_CMD + C_STORE_DATA),
+        (TC, C_STORE_RSP),
+        (TS, A_RELEASE_RQ),
+        (TC, A_RELEASE_RP),
+    ]
     assert run(glued)[1] == whole
 
 
@@ -526,8 +607,7 @@ def test_big_pdu_segmentation_independence(data: st.DataObject) -> None:
 
 
 @settings(max_examples=300)
-@given(chunks=st.lists(st.tuples(st.sampled_from(Direction), st.binary(max_size=300)),
-                       max_size=20))
+@given(chunks=st.lists(st.tuples(st.sampled_from(Direction), st.binary(max_size=300)), max_size=20))
 def test_arbitrary_bytes_never_raise(chunks: list[tuple[Direction, bytes]]) -> None:
     parser, obs = run(chunks)
     assert all(len(b) <= MAX_BUFFERED for b in parser._buf.values())
@@ -535,10 +615,8 @@ def test_arbitrary_bytes_never_raise(chunks: list[tuple[Direction, bytes]]) -> N
 
 
 @settings(max_examples=300)
-@given(prefix=st.sampled_from([b"", ASSOC_RQ, ASSOC_RQ + ASSOC_AC]),
-       tail=st.binary(max_size=400))
-def test_arbitrary_bytes_after_a_valid_association_never_raise(prefix: bytes, tail: bytes
-                                                              ) -> None:
+@given(prefix=st.sampled_from([b"", ASSOC_RQ, ASSOC_RQ + ASSOC_AC]), tail=st.binary(max_size=400))
+def test_arbitrary_bytes_after_a_valid_association_never_raise(prefix: bytes, tail: bytes) -> None:
     parser, _ = run([(TS, prefix + tail), (TC, tail)])
     assert all(len(b) <= MAX_BUFFERED for b in parser._buf.values())
 
@@ -562,3 +640,33 @@ def test_mutated_conversations_never_raise_or_leak(data: st.DataObject) -> None:
 def test_walker_never_raises(body: bytes, syntax: Syntax) -> None:
     found = read_elements(body, syntax, dp.DATA_SET_TAGS, dp.NESTED_TAGS)
     assert all(len(v) <= 256 for vs in found.values.values() for v in vs)
+
+
+def test_overrunning_value_length_never_swallows_patient_elements() -> None:
+    """Regression (found by hypothesis): a Manufacturer whose length field was raised ran on
+    into Station Name, Model and Patient's Name, and the whole run was emitted as the value.
+    A value longer than its VR allows, or holding control bytes (the next element's tag),
+    now stops the walk."""
+    manufacturer = b"GE MEDICAL SYSTEMS"
+
+    def element(tag: int, value: bytes) -> bytes:
+        group, elem = tag >> 16, tag & 0xFFFF
+        return (
+            group.to_bytes(2, "little")
+            + elem.to_bytes(2, "little")
+            + len(value).to_bytes(4, "little")
+            + value
+        )
+
+    body = (
+        element(0x00080070, manufacturer)
+        + element(0x00081010, b"CTSTATION01 ")
+        + element(0x00100010, b"CANARY^PATIENT")
+    )
+    overrun = bytearray(body)
+    overrun[4:8] = (len(body) - 8).to_bytes(4, "little")  # Manufacturer now spans everything
+    found = read_elements(bytes(overrun), Syntax.IMPLICIT_LE, dp.DATA_SET_TAGS, dp.NESTED_TAGS)
+    assert not any(b"CANARY" in v for vs in found.values.values() for v in vs)
+    assert found.error and "fails its VR" in found.error
+    clean = read_elements(body, Syntax.IMPLICIT_LE, dp.DATA_SET_TAGS, dp.NESTED_TAGS)
+    assert [v for vs in clean.values.values() for v in vs] == [manufacturer, b"CTSTATION01 "]

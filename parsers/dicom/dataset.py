@@ -35,6 +35,33 @@ MAX_DEPTH = 6  # sequence nesting walked before giving up on a data set
 MAX_VALUE_LEN = 256  # an allow-listed value longer than this is not a device string
 MAX_ELEMENTS = 4096  # elements visited per data set, a bound on work per call
 
+# Maximum value length per VR (PS3.5 table 6.2-1) for the string VRs of allow-listed
+# elements, per value of a multi-valued element. A longer value, or one holding control
+# bytes, means the length field is wrong (a damaged or hostile data set): its value would
+# run into the next elements, which may be patient attributes, so the walk stops there.
+VR_MAX_LEN = {b"AE": 16, b"CS": 16, b"SH": 16, b"LO": 64, b"UI": 64}
+ESC = 0x1B  # ISO 2022 code extension: allowed inside LO/SH values
+TAG_VRS = {  # VRs of the string elements medtap reads (PS3.6), for implicit VR data sets
+    0x00080016: b"UI",  # SOP Class UID
+    0x00080060: b"CS",  # Modality
+    0x00080070: b"LO",  # Manufacturer
+    0x00081010: b"SH",  # Station Name
+    0x00081090: b"LO",  # Manufacturer's Model Name
+    0x00181000: b"LO",  # Device Serial Number
+    0x00181020: b"LO",  # Software Versions
+    0x00400001: b"AE",  # Scheduled Station AE Title
+    0x00400241: b"AE",  # Performed Station AE Title
+}
+
+
+def plausible_string(raw: bytes, max_len: int) -> bool:
+    """True when ``raw`` can be a string value of VR max length ``max_len``: no control
+    byte but ESC, NUL only as trailing padding, each backslash-separated value in bounds."""
+    body = raw.rstrip(b"\x00 ")
+    if any(b < 0x20 and b != ESC for b in body):
+        return False
+    return all(len(part) <= max_len for part in body.split(b"\\"))
+
 
 class Syntax(enum.Enum):
     IMPLICIT_LE = "implicit-le"
@@ -149,7 +176,11 @@ class _Walker:
             if stop > len(self.data):
                 raise _Stop("truncated")  # also: a wanted value cut by the cap is dropped
             if tag in allowed and length <= MAX_VALUE_LEN:
-                self.out.values.setdefault((parent, tag), []).append(self.data[value:stop])
+                raw = self.data[value:stop]
+                max_len = VR_MAX_LEN.get(vr) or VR_MAX_LEN.get(TAG_VRS.get(tag, b""))
+                if max_len is not None and not plausible_string(raw, max_len):
+                    raise _Stop(f"value of ({tag >> 16:04x},{tag & 0xFFFF:04x}) fails its VR")
+                self.out.values.setdefault((parent, tag), []).append(raw)
             elif tag in self.nested and (vr in (b"", b"SQ")):
                 self.sequence(value, stop, tag, depth)
             pos = stop  # every other value is stepped over, never read

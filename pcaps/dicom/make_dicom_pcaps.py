@@ -534,6 +534,13 @@ def _dev(ip: str, aes: list[str], device_type: str | None = None, vendor: str | 
             "model": model, "software_version": software_version}
 
 
+def _device_type(modality: str) -> str:
+    """The inventory's word for a DICOM Modality code (parsers/data/dicom_modalities.csv)."""
+    from parsers.dicom.fingerprints import modality_device_type
+
+    return modality_device_type(modality) or "imaging-modality"
+
+
 def _o(kind: str, host: str, value: str) -> dict[str, str]:
     return {"kind": f"dicom.{kind}", "host": host, "value": value}
 
@@ -544,7 +551,7 @@ def _modality_obs(ip: str, modality: str) -> list[dict[str, str]]:
         _o("command", ip, f"C-STORE-RQ {sop}"), _o("modality", ip, modality),
         _o("manufacturer", ip, manufacturer), _o("model_name", ip, model),
         _o("station_name", ip, station), _o("serial_number", ip, serial),
-        _o("software_versions", ip, software), _o("device_type", ip, modality.lower()),
+        _o("software_versions", ip, software), _o("device_type", ip, _device_type(modality)),
         _o("model", ip, model), _o("serial", ip, serial), _o("software_version", ip, software),
         _o("hostname", ip, station),
     ]
@@ -574,7 +581,7 @@ CR = ("CR", "Fujifilm", "FCR PROFECT CS", "A08.5")
 
 
 def _modality_dev(ip: str, ae: str, m: tuple[str, str, str, str]) -> dict[str, object]:
-    return _dev(ip, [ae], m[0].lower(), m[1], m[2], m[3])
+    return _dev(ip, [ae], _device_type(m[0]), m[1], m[2], m[3])
 
 
 TRUTH: dict[str, dict[str, list[object]]] = {
@@ -632,7 +639,7 @@ TRUTH: dict[str, dict[str, list[object]]] = {
         ],
     },
     "mwl": {
-        "devices": [_dev("127.0.0.21", ["CT_SCANNER_1"], "modality", "GE Healthcare"),
+        "devices": [_dev("127.0.0.21", ["CT_SCANNER_1"], "imaging-modality", "GE Healthcare"),
                     _dev("127.0.0.13", ["RIS_WL"], "ris")],
         "observations": [
             *_assoc("127.0.0.21", "CT_SCANNER_1", "127.0.0.13", "RIS_WL"),
@@ -640,7 +647,7 @@ TRUTH: dict[str, dict[str, list[object]]] = {
             _o("command", "127.0.0.21", f"C-FIND-RQ {ModalityWorklistInformationFind}"),
             _o("command", "127.0.0.13", f"C-FIND-RSP {ModalityWorklistInformationFind}"),
             _o("role", "127.0.0.13", "mwl scp"), _o("device_type", "127.0.0.13", "ris"),
-            _o("device_type", "127.0.0.21", "modality"),
+            _o("device_type", "127.0.0.21", "imaging-modality"),
             _o("scheduled_station_ae_title", "127.0.0.13", "CT_SCANNER_1"),
             _o("scheduled_modality", "127.0.0.13", "CT"),
         ],
