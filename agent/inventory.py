@@ -25,6 +25,7 @@ from parsers.vocabulary import (
     MAC_HOST_PREFIX,
     NAMED_DEVICE_PREFIX,
     UNKNOWN,
+    canonical_device_type,
 )
 
 OUI_SOURCE = "IEEE OUI registry (netaddr)"
@@ -160,8 +161,11 @@ def _classify(dev: Device, claims: list[tuple[str, str, float, int]]) -> None:
         if field_name == "hostname":
             hostnames[value] += count
             continue
-        if field_name == "device_type" and value not in DEVICE_TYPES:
-            continue
+        if field_name == "device_type":
+            canonical = canonical_device_type(value)
+            if canonical is None:
+                continue
+            value = canonical
         if field_name == "category" and value not in CATEGORIES:
             continue
         current = best.get(field_name)
@@ -172,7 +176,7 @@ def _classify(dev: Device, claims: list[tuple[str, str, float, int]]) -> None:
         dev.device_type = best["device_type"][2]
         dev.confidence = best["device_type"][0]
     elif dev.is_router:
-        dev.device_type, dev.confidence = "router", 0.6
+        dev.device_type, dev.confidence = "network-infrastructure", 0.6
     dev.vendor = _value(best, "vendor")
     dev.model = _value(best, "model")
     dev.software_version = _value(best, "software_version")
