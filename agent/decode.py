@@ -121,7 +121,7 @@ class Decoder:
     def __init__(self) -> None:
         self.malformed: Counter[str] = Counter()
         self.ip_fragments = 0
-        self.non_ip: Counter[int] = Counter()  # EtherType -> frames neither IP nor ARP (LLDP, STP...)
+        self.non_ip: Counter[int] = Counter()  # EtherType -> neither IP nor ARP (LLDP...)
 
     def decode(self, linktype: int, frame: bytes, ts: float, wirelen: int) -> PacketMeta | None:
         if linktype == linktypes.ETHERNET:

@@ -1,35 +1,49 @@
 """Devices and inventory groups from endpoints and evidence.
 
 Each endpoint becomes a device; each evidence record attaches to the device
-that owns its host (an IP on a VLAN, or a named device behind a gateway). A
-device's type, vendor, model, version and hostnames come from *claims*
-(``parsers.vocabulary``): per field, the value with the highest confidence
-wins, then the most often seen. Devices are grouped by (type, vendor, model)
+that owns its host (an IP on a VLAN, a MAC, or a named device behind a
+gateway). The device's type, vendor, model, version and hostnames come from
+the claims in its evidence, weighed by ``agent.classify``, which also says for
+each field which evidence set it. Devices are grouped by (type, vendor, model)
 with a count, medical devices first.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.classify import (
+    MEDICAL_OUI_CONFIDENCE,
+    Claim,
+    Classification,
+    category_of,
+    claim_of,
+    classify,
+)
+from agent.conversations import Conversation
 from agent.endpoints import Endpoint
 from agent.evidence import Evidence
-from parsers.vocabulary import (
-    CATEGORIES,
-    CLAIM_FIELDS,
-    DEVICE_TYPES,
-    INFRASTRUCTURE,
-    MAC_HOST_PREFIX,
-    NAMED_DEVICE_PREFIX,
-    UNKNOWN,
-    canonical_device_type,
-)
+from agent.roles import ROUTER_CONFIDENCE, infer_roles
+from parsers.vocabulary import MAC_HOST_PREFIX, NAMED_DEVICE_PREFIX, UNKNOWN
 
 OUI_SOURCE = "IEEE OUI registry (netaddr)"
-OUI_CONFIDENCE = 0.3  # a NIC vendor is often not the device vendor (OEM boards)
+OUI_VENDOR_CONFIDENCE = 0.0  # evidence only: the registry names the NIC maker, often an OEM
+
+
+def medical_oui(mac: str) -> tuple[str, str, float] | None:
+    """(vendor, source, confidence) from the curated medical-vendor OUI table, if it knows
+    the MAC's maker as a device vendor (not a radio-module maker)."""
+    try:
+        from parsers.oui import medical_oui as lookup
+    except ImportError:  # the curated table is optional
+        return None
+    hit = lookup(mac)
+    if hit is None or getattr(hit, "kind", "device-vendor") != "device-vendor":
+        return None
+    return hit.vendor, f"curated medical OUI table: {hit.source}", MEDICAL_OUI_CONFIDENCE
 
 
 @dataclass
@@ -50,6 +64,7 @@ class Device:
     is_router: bool = False
     reached_via: list[str] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    classification: dict[str, dict[str, Any]] = field(default_factory=dict)
     first_seen: float | None = None
     last_seen: float | None = None
     flows: int = 0
@@ -72,16 +87,22 @@ class Device:
             "is_router": self.is_router,
             "reached_via": self.reached_via,
             "evidence": self.evidence,
+            "classification": self.classification,
             "first_seen": self.first_seen,
             "last_seen": self.last_seen,
             "flows": self.flows,
         }
 
 
-def build_devices(endpoints: list[Endpoint], evidence: list[Evidence]) -> list[Device]:
+def build_devices(
+    endpoints: list[Endpoint],
+    evidence: list[Evidence],
+    conversations: list[Conversation] | None = None,
+) -> list[Device]:
     devices: dict[str, Device] = {}
     by_ip_vlan: dict[tuple[int | None, str], str] = {}
     by_ip: dict[str, list[str]] = defaultdict(list)
+    claims: dict[str, list[Claim]] = defaultdict(list)
     for ep in endpoints:
         dev = Device(
             id=ep.id,
@@ -93,27 +114,23 @@ def build_devices(endpoints: list[Endpoint], evidence: list[Evidence]) -> list[D
             last_seen=ep.last_seen,
             flows=ep.flows,
         )
-        if ep.oui_vendor:
-            dev.oui_vendor = ep.oui_vendor
-            dev.evidence.append(
-                _evidence_row("oui.vendor", ep.oui_vendor, OUI_SOURCE, 1, OUI_CONFIDENCE)
-            )
         devices[ep.id] = dev
+        claims[ep.id] += _endpoint_claims(ep, dev)
         for vlan, ip in ep.ip_keys:
             text = str(ipaddress.ip_address(ip))
             by_ip_vlan[(vlan, text)] = ep.id
             if ep.id not in by_ip[text]:
                 by_ip[text].append(ep.id)
 
-    claims: dict[str, list[tuple[str, str, float, int]]] = defaultdict(list)
-    for ev in evidence:
+    all_evidence = evidence + infer_roles(conversations or [], evidence)
+    for ev in all_evidence:
         dev_id = _owner(ev, devices, by_ip_vlan, by_ip)
         dev = devices[dev_id]
         dev.evidence.append(_evidence_row(ev.kind, ev.value, ev.source, ev.count, ev.confidence))
-        field_name = ev.kind.rsplit(".", 1)[-1]
-        if field_name in CLAIM_FIELDS:
-            claims[dev_id].append((field_name, ev.value, ev.confidence, ev.count))
-        if field_name == "reached_via" and ev.value not in dev.reached_via:
+        claim = claim_of(ev.kind, ev.value, ev.confidence, ev.source, ev.count)
+        if claim is not None:
+            claims[dev_id].append(claim)
+        if ev.kind.endswith(".reached_via") and ev.value not in dev.reached_via:
             dev.reached_via.append(ev.value)
         if dev.first_seen is None or ev.first_seen < dev.first_seen:
             dev.first_seen = ev.first_seen
@@ -121,8 +138,34 @@ def build_devices(endpoints: list[Endpoint], evidence: list[Evidence]) -> list[D
             dev.last_seen = ev.last_seen
 
     for dev in devices.values():
-        _classify(dev, claims.get(dev.id, []))
+        _apply(dev, classify(claims.get(dev.id, [])))
     return sorted(devices.values(), key=_device_order)
+
+
+def _endpoint_claims(ep: Endpoint, dev: Device) -> list[Claim]:
+    """What the MAC itself says: a router by behaviour, a vendor by OUI (weakly)."""
+    out: list[Claim] = []
+    if ep.is_router:
+        out.append(
+            Claim(
+                "device_type",
+                "network-infrastructure",
+                ROUTER_CONFIDENCE,
+                "role.router",
+                "inferred: one MAC sends for many IPs",
+            )
+        )
+    if ep.oui_vendor:
+        dev.oui_vendor = ep.oui_vendor
+        dev.evidence.append(
+            _evidence_row("oui.registry", ep.oui_vendor, OUI_SOURCE, 1, OUI_VENDOR_CONFIDENCE)
+        )
+    if ep.mac is not None and not ep.is_router:
+        hit = medical_oui(ep.mac)
+        if hit is not None:
+            dev.evidence.append(_evidence_row("oui.medical", hit[0], hit[1], 1, hit[2]))
+            out.append(Claim("vendor", hit[0], hit[2], "oui.medical", hit[1]))
+    return out
 
 
 def _owner(
@@ -154,43 +197,18 @@ def _owner(
     return owner
 
 
-def _classify(dev: Device, claims: list[tuple[str, str, float, int]]) -> None:
-    best: dict[str, tuple[float, int, str]] = {}
-    hostnames: Counter[str] = Counter()
-    for field_name, value, confidence, count in claims:
-        if field_name == "hostname":
-            hostnames[value] += count
-            continue
-        if field_name == "device_type":
-            canonical = canonical_device_type(value)
-            if canonical is None:
-                continue
-            value = canonical
-        if field_name == "category" and value not in CATEGORIES:
-            continue
-        current = best.get(field_name)
-        if current is None or (confidence, count) > current[:2]:
-            best[field_name] = (confidence, count, value)
-    dev.hostnames = [name for name, _ in hostnames.most_common()]
-    if "device_type" in best:
-        dev.device_type = best["device_type"][2]
-        dev.confidence = best["device_type"][0]
-    elif dev.is_router:
-        dev.device_type, dev.confidence = "network-infrastructure", 0.6
-    dev.vendor = _value(best, "vendor")
-    dev.model = _value(best, "model")
-    dev.software_version = _value(best, "software_version")
-    dev.serial = _value(best, "serial")
-    if "category" in best:
-        dev.category = best["category"][2]
-    elif dev.device_type != UNKNOWN:
-        dev.category = DEVICE_TYPES[dev.device_type]
-    elif dev.is_router:
-        dev.category = INFRASTRUCTURE
-
-
-def _value(best: dict[str, tuple[float, int, str]], name: str) -> str | None:
-    return best[name][2] if name in best else None
+def _apply(dev: Device, result: Classification) -> None:
+    dev.classification = result.explain()
+    dev.hostnames = result.hostnames
+    device_type = result.value("device_type")
+    if device_type is not None:
+        dev.device_type = device_type
+        dev.confidence = result.fields["device_type"].score
+    dev.category = category_of(device_type)
+    dev.vendor = result.value("vendor")
+    dev.model = result.value("model")
+    dev.software_version = result.value("software_version")
+    dev.serial = result.value("serial")
 
 
 def _evidence_row(

@@ -167,9 +167,10 @@ class Analyzer:
     def finish(self) -> Results:
         """End every live flow and build the inventory. Call once, after the last run()."""
         self.flows.close_all()
-        devices = build_devices(self.endpoints.build(), list(self.evidence))
+        conversations = self.conversations.records()
+        devices = build_devices(self.endpoints.build(), list(self.evidence), conversations)
         groups = build_groups(devices)
-        return Results(devices, groups, self.conversations.records(), self.stats())
+        return Results(devices, groups, conversations, self.stats())
 
     def stats(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.started
