@@ -27,7 +27,7 @@ from agent.conversations import Conversation
 from agent.endpoints import Endpoint
 from agent.evidence import Evidence
 from agent.roles import ROUTER_CONFIDENCE, infer_roles
-from parsers.vocabulary import MAC_HOST_PREFIX, NAMED_DEVICE_PREFIX, UNKNOWN
+from parsers.vocabulary import MAC_HOST_PREFIX, NAMED_DEVICE_PREFIX, UNKNOWN, device_type_name
 
 OUI_SOURCE = "IEEE OUI registry (netaddr)"
 OUI_VENDOR_CONFIDENCE = 0.0  # evidence only: the registry names the NIC maker, often an OEM
@@ -261,8 +261,6 @@ def _group_order(group: dict[str, Any]) -> tuple[int, int, str]:
 
 
 def group_label(device_type: str, vendor: str | None, model: str | None, count: int) -> str:
-    noun = device_type.replace("-", " ")
-    if count != 1 and not noun.endswith("s"):
-        noun += "s"
+    noun = device_type_name(device_type, count)
     make = " ".join(x for x in (vendor, model) if x)
     return f"{count} {noun}" + (f" ({make})" if make else "")

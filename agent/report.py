@@ -139,31 +139,31 @@ def render_csv(report: dict[str, Any]) -> str:
 
 
 def render_table(report: dict[str, Any], console: Console) -> None:
-    groups = Table(title="Inventory groups", title_justify="left")
-    for col in ("count", "type", "category", "vendor", "model", "versions", "VLANs"):
-        groups.add_column(col, justify="right" if col == "count" else "left")
+    groups = Table(title="Inventory", title_justify="left")
+    for col in ("group", "category", "software versions", "VLANs"):
+        groups.add_column(col, overflow="fold")
     for g in report["groups"]:
         groups.add_row(
-            str(g["count"]),
-            g["device_type"],
+            g["label"],
             g["category"] or "-",
-            g["vendor"] or "-",
-            g["model"] or "-",
             ", ".join(g["software_versions"]) or "-",
             ", ".join(str(v) for v in g["vlans"]) or "-",
         )
     console.print(groups)
 
     devices = Table(title="Devices", title_justify="left")
-    for col in ("device", "type", "vendor / model", "IPs", "VLANs", "evidence"):
-        devices.add_column(col)
+    for col in ("type", "vendor / model / version", "IPs", "MAC or id", "VLANs", "evidence"):
+        devices.add_column(col, overflow="fold")
     for d in report["devices"]:
         make = " ".join(x for x in (d["vendor"], d["model"], d["software_version"]) if x)
+        ident = d["mac"] or d["id"]
+        if d["reached_via"]:
+            ident += " via " + ", ".join(d["reached_via"])
         devices.add_row(
-            d["id"],
             d["device_type"],
             make or "-",
             ", ".join(d["ips"]) or "-",
+            ident,
             ", ".join(str(v) for v in d["vlans"]) or "-",
             str(len(d["evidence"])),
         )

@@ -62,6 +62,36 @@ DEVICE_TYPES: dict[str, str] = {
     "unknown": OTHER,
 }
 
+# How the inventory names a type in a sentence: (one, many). Others: the word itself + "s".
+DEVICE_TYPE_NAMES: dict[str, tuple[str, str]] = {
+    "ct": ("CT scanner", "CT scanners"),
+    "mr": ("MR scanner", "MR scanners"),
+    "x-ray": ("X-ray system", "X-ray systems"),
+    "ultrasound": ("ultrasound system", "ultrasound systems"),
+    "mammography": ("mammography system", "mammography systems"),
+    "nuclear-medicine": ("nuclear medicine system", "nuclear medicine systems"),
+    "angiography": ("angiography system", "angiography systems"),
+    "ecg": ("ECG device", "ECG devices"),
+    "pacs": ("PACS", "PACS"),
+    "ris": ("RIS", "RIS"),
+    "his": ("HIS", "HIS"),
+    "lis": ("LIS", "LIS"),
+    "hl7-interface-engine": ("HL7 interface engine", "HL7 interface engines"),
+    "dicom-workstation": ("DICOM workstation", "DICOM workstations"),
+    "dicom-scanner": ("DICOM scanner (probing)", "DICOM scanners (probing)"),
+    "network-infrastructure": ("network device", "network devices"),
+    "unknown": ("unidentified device", "unidentified devices"),
+}
+
+
+def device_type_name(device_type: str, count: int) -> str:
+    one, many = DEVICE_TYPE_NAMES.get(device_type, ("", ""))
+    if not one:
+        one = device_type.replace("-", " ")
+        many = one + "s"
+    return one if count == 1 else many
+
+
 # Other words parsers may use, mapped onto the vocabulary: DICOM Modality codes
 # (PS3.3 C.7.3.1.1.1) and older medtap names.
 DEVICE_TYPE_ALIASES: dict[str, str] = {

@@ -176,7 +176,8 @@ def test_group_labels_read_like_an_asset_register() -> None:
     assert group_label("patient-monitor", "Philips", "IntelliVue MX800", 35) == (
         "35 patient monitors (Philips IntelliVue MX800)"
     )
-    assert group_label("ct", "GE Healthcare", None, 1) == "1 ct (GE Healthcare)"
+    assert group_label("ct", "GE Healthcare", None, 1) == "1 CT scanner (GE Healthcare)"
+    assert group_label("infusion-pump", "B. Braun", None, 2) == "2 infusion pumps (B. Braun)"
 
 
 def test_groups_put_medical_first() -> None:
