@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.appdetect import AppDetector
-from agent.capture import RawFrame
+from agent.capture import RawFrame, linktypes
 from agent.conversations import ConversationTable
 from agent.decode import TCP_ACK, TCP_SYN, Decoder, PacketMeta
 from agent.endpoints import EndpointTable, ip_text, mac_text
 from agent.evidence import EvidenceStore
+from agent.fastlane import fast_lane
 from agent.flows import MAX_FLOWS, Flow, FlowTable
 from agent.inventory import Device, build_devices, build_groups
 from parsers.base import L2Frame, TcpSyn
@@ -49,11 +50,13 @@ class Analyzer:
         *,
         max_flows: int = MAX_FLOWS,
         core_only: bool = False,
+        use_fast_lane: bool = True,
     ) -> None:
         if core_only:
             registry = Registry()
         elif registry is None:
             registry = default_registry()
+        self.use_fast_lane = use_fast_lane
         self.decoder = Decoder()
         self.endpoints = EndpointTable()
         self.conversations = ConversationTable()
@@ -73,11 +76,17 @@ class Analyzer:
         decode = self.decoder.decode
         update = self.flows.update
         on_packet = self.appdetect.on_packet
+        fast = fast_lane(self.flows) if self.use_fast_lane else None
+        ethernet = linktypes.ETHERNET
         packets = nbytes = 0
         try:
             for ts, linktype, data, wirelen in frames:
                 packets += 1
                 nbytes += wirelen
+                if tick is not None and not packets % TICK_EVERY:
+                    tick()
+                if fast is not None and linktype == ethernet and fast(data, ts, wirelen):
+                    continue
                 meta = decode(linktype, data, ts, wirelen)
                 if meta is None:
                     continue
@@ -90,8 +99,6 @@ class Analyzer:
                         on_packet(flow, to_server, meta)
                 else:
                     self._layer2(meta)
-                if tick is not None and not packets % TICK_EVERY:
-                    tick()
         finally:
             self.packets += packets
             self.bytes += nbytes

@@ -1,0 +1,85 @@
+"""The fast lane changes speed, never results: reports with and without it are identical."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Dot1Q, Ether
+
+from agent.capture import linktypes
+from agent.capture.files import open_capture
+from agent.fastlane import fast_lane
+from agent.flows import FlowTable
+from agent.pipeline import Analyzer
+from agent.report import build_report
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "bench" / "data" / "hosp_1m.pcap"
+CAPTURES = sorted(p for p in (REPO / "pcaps").rglob("*") if p.suffix in (".pcap", ".pcapng", ".gz"))
+
+
+def report(frames: list, fast: bool, core_only: bool = False) -> dict:
+    analyzer = Analyzer(use_fast_lane=fast, core_only=core_only)
+    analyzer.run(frames)
+    result = build_report(analyzer.finish(), [])
+    for volatile in ("elapsed_seconds", "packets_per_second"):
+        result["stats"].pop(volatile)
+    return result
+
+
+def frames_of(path: Path, limit: int | None = None) -> list:
+    return list(itertools.islice(open_capture(path).frames(), limit))
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: str(p.relative_to(REPO / "pcaps")))
+def test_same_report_with_and_without_fast_lane(path: Path) -> None:
+    frames = frames_of(path)
+    assert report(frames, fast=True) == report(frames, fast=False)
+
+
+@pytest.mark.skipif(not BENCH.exists(), reason="bench capture not generated (python bench/run.py)")
+def test_same_report_on_hospital_traffic() -> None:
+    """Parsers off, so the lane meets every flow: timeouts, sweeps and VLANs at volume."""
+    frames = frames_of(BENCH, 200_000)
+    assert report(frames, True, core_only=True) == report(frames, False, core_only=True)
+
+
+def frame(flags: str, ts_vlan: int | None = 20, sport: int = 40000, payload: bytes = b"") -> bytes:
+    l2 = Ether(src="00:09:fb:00:00:01", dst="00:1b:2b:00:00:02")
+    if ts_vlan is not None:
+        l2 = l2 / Dot1Q(vlan=ts_vlan)
+    return bytes(
+        l2
+        / IP(src="10.20.0.5", dst="10.10.5.20")
+        / TCP(sport=sport, dport=443, flags=flags)
+        / payload
+    )
+
+
+def test_lane_takes_only_established_counting_work() -> None:
+    ends: list = []
+    table = FlowTable(lambda f, r: ends.append(r))
+    lane = fast_lane(table)
+    assert not lane(frame("A"), 1.0, 60)  # no flow yet: FlowTable creates it
+    from agent.decode import Decoder
+
+    decoder = Decoder()
+    syn_ack = bytes(
+        Ether()
+        / Dot1Q(vlan=20)
+        / IP(src="10.10.5.20", dst="10.20.0.5")
+        / TCP(sport=443, dport=40000, flags="SA")
+    )
+    for raw, ts in ((frame("S"), 1.0), (syn_ack, 1.1), (frame("A"), 1.2)):
+        meta = decoder.decode(linktypes.ETHERNET, raw, ts, 60)
+        assert meta is not None
+        table.update(meta)
+    (flow,) = table.flows()
+    assert lane(frame("PA", payload=b"x" * 100), 1.3, 160)
+    assert flow.packets_c2s == 3 and flow.bytes_c2s == 60 + 60 + 160 and flow.last_seen == 1.3
+    assert not lane(frame("FA"), 1.4, 60)  # FIN: state change, the table's job
+    assert not lane(frame("A", ts_vlan=30), 1.4, 60)  # another VLAN is another flow
+    assert not lane(frame("A"), 1.3 + 400, 60)  # stale: must end before a new one starts
