@@ -664,10 +664,11 @@ def truth() -> dict[str, object]:
         return {"client": c.ip, "server": s.ip, "server_port": port, "transport": transport,
                 "app": app, "client_vlan": c.vlan, "server_vlan": s.vlan}
 
-    def to_router(port: int | None, transport: str, what: str) -> dict[str, object]:
+    def to_router(port: int | None, transport: str, what: str,
+                  app: str | None = None) -> dict[str, object]:
         laptop = HOST["laptop"]
         return {"client": laptop.ip, "server": ROUTER_IPS[99], "server_port": port,
-                "transport": transport, "app": None, "client_vlan": 99, "server_vlan": 99,
+                "transport": transport, "app": app, "client_vlan": 99, "server_vlan": 99,
                 "what": what}
 
     return {
@@ -742,8 +743,8 @@ def truth() -> dict[str, object]:
         "other_flows": [  # and ARP on every VLAN (hosts and the router resolving each other)
             to_router(None, "icmp", "ICMP echo x2 to the router"),
             {**flow("his", "piic", None, None, "icmp"), "what": "ICMP echo x2 across VLANs"},
-            to_router(53, "udp", "DNS A portal.guest.lan, pacs.hospital.lan"),
-            to_router(80, "tcp", "HTTP GET / to the router's captive portal"),
+            to_router(53, "udp", "DNS A portal.guest.lan, pacs.hospital.lan", "dns"),
+            to_router(80, "tcp", "HTTP GET / to the router's captive portal", "http"),
         ],
         "messages": {
             "hl7": {"ADT (HIS -> PIIC)": 2, "ORU^R01 PCD-01 (PIIC -> HIS)": 4,
