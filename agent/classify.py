@@ -22,6 +22,7 @@ Rules that are not plain votes:
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -99,12 +100,88 @@ def claim_of(kind: str, value: str, confidence: float, source: str, count: int) 
         if canonical is None:
             return None
         value = canonical
+    elif field_name == "vendor":
+        value = canonical_vendor(value)
     elif field_name == "category":
         return None  # category follows from the type; parsers' category words are advisory
     return Claim(field_name, value.strip(), confidence, kind, source, count)
 
 
+_CORPORATE_SUFFIX = re.compile(
+    r"[\s,]+(inc\.?|incorporated|corp\.?|corporation|co\.?|ltd\.?|limited|gmbh|ag|"
+    r"s\.?a\.?|llc|plc|b\.?v\.?|a/s|kgaa|& co\.?)$",
+    re.IGNORECASE,
+)
+
+
+@lru_cache(maxsize=1)
+def _vendor_names() -> tuple[tuple[str, str], ...]:
+    text = resources.files("parsers").joinpath("data/vendor_names.csv").read_text("utf-8")
+    rows = [(r["prefix"].casefold(), r["vendor"]) for r in csv.DictReader(text.splitlines())]
+    return tuple(sorted(rows, key=lambda r: -len(r[0])))
+
+
+@lru_cache(maxsize=4096)
+def canonical_vendor(value: str) -> str:
+    """One spelling per company: 'GE MEDICAL SYSTEMS' and 'GE Healthcare' are one vendor,
+    'Cisco Systems, Inc.' and 'cisco' too. Unknown names lose only corporate suffixes."""
+    from parsers.dicom.fingerprints import vendor_of_manufacturer
+
+    name = " ".join(value.split())
+    known = vendor_of_manufacturer(name)
+    if known:
+        return known
+    folded = name.casefold()
+    for prefix, vendor in _vendor_names():
+        if folded.startswith(prefix) and (
+            len(folded) == len(prefix) or not folded[len(prefix)].isalnum()
+        ):
+            return vendor
+    previous = None
+    while previous != name:
+        previous, name = name, _CORPORATE_SUFFIX.sub("", name).rstrip(" ,")
+    return name or value.strip()
+
+
+MODEL_TYPE_CONFIDENCE = 0.6  # a known product line names what the device is
+
+
 def classify(claims: list[Claim]) -> Classification:
+    result = _vote(claims)
+    model = result.value("model")
+    if model is not None:
+        hint = model_device_type(model)
+        if hint is not None and hint != result.value("device_type"):
+            derived = Claim(
+                "device_type",
+                hint,
+                MODEL_TYPE_CONFIDENCE * result.fields["model"].score,
+                "model.device_type",
+                f"product line of model {model!r} (parsers/data/model_types.csv)",
+            )
+            result = _vote([*claims, derived])
+    return result
+
+
+@lru_cache(maxsize=1)
+def _model_types() -> tuple[tuple[re.Pattern[str], str], ...]:
+    text = resources.files("parsers").joinpath("data/model_types.csv").read_text("utf-8")
+    return tuple(
+        (re.compile(r["pattern"], re.IGNORECASE), r["device_type"])
+        for r in csv.DictReader(text.splitlines())
+    )
+
+
+@lru_cache(maxsize=4096)
+def model_device_type(model: str) -> str | None:
+    """The device type a known product line implies ('IntelliVue MX800' -> patient-monitor)."""
+    for pattern, device_type in _model_types():
+        if pattern.search(model.strip()):
+            return device_type
+    return None
+
+
+def _vote(claims: list[Claim]) -> Classification:
     by_field: dict[str, dict[str, list[Claim]]] = {}
     for claim in claims:
         by_field.setdefault(claim.field, {}).setdefault(_fold(claim.value), []).append(claim)

@@ -137,9 +137,38 @@ def build_devices(
         if dev.last_seen is None or ev.last_seen > dev.last_seen:
             dev.last_seen = ev.last_seen
 
+    _merge_address_bindings(devices, by_ip, claims, set(devices) - {ep.id for ep in endpoints})
     for dev in devices.values():
         _apply(dev, classify(claims.get(dev.id, [])))
     return sorted(devices.values(), key=_device_order)
+
+
+ADDRESS_BINDINGS = ("dhcp.assigned_ip", "lldp.management_address", "cdp.address")
+
+
+def _merge_address_bindings(
+    devices: dict[str, Device],
+    by_ip: dict[str, list[str]],
+    claims: dict[str, list[Claim]],
+    evidence_only: set[str],
+) -> None:
+    """A MAC known only from evidence (a DHCP client behind a relay, an LLDP speaker) that
+    names its own IP is the device seen under that IP without a MAC: make them one."""
+    for dev_id in sorted(evidence_only):
+        dev = devices[dev_id]
+        if not dev_id.startswith(MAC_HOST_PREFIX):
+            continue
+        ips = {e["value"] for e in dev.evidence if e["kind"] in ADDRESS_BINDINGS}
+        owners = {o for ip in ips for o in by_ip.get(ip, []) if devices[o].mac is None}
+        if len(owners) != 1:
+            continue  # unknown, or ambiguous: leave both as they are
+        target = devices[owners.pop()]
+        target.mac = dev.mac
+        target.evidence += dev.evidence
+        target.reached_via += [v for v in dev.reached_via if v not in target.reached_via]
+        target.vlans = sorted(set(target.vlans) | set(dev.vlans))
+        claims[target.id] += claims.pop(dev_id, [])
+        del devices[dev_id]
 
 
 def _endpoint_claims(ep: Endpoint, dev: Device) -> list[Claim]:

@@ -43,8 +43,8 @@ def test_independent_protocols_agreeing_beat_one_stronger_claim() -> None:
 def test_repeats_of_one_evidence_kind_do_not_add_up() -> None:
     """A gateway sending the same claim a thousand times is still one witness."""
     repeated = [claim("http.vendor", "Acme", 0.5) for _ in range(50)]
-    result = classify([*repeated, claim("dicom.vendor", "Siemens", 0.6)])
-    assert result.value("vendor") == "Siemens"
+    result = classify([*repeated, claim("dicom.vendor", "SIEMENS", 0.6)])
+    assert result.value("vendor") == "Siemens Healthineers"  # one spelling per company
 
 
 def test_toolkit_uid_is_evidence_not_a_vendor_claim() -> None:
@@ -186,3 +186,16 @@ def test_groups_put_medical_first() -> None:
     rows = [evidence("10.30.0.11", "dicom.device_type", "ct", 0.6)]
     groups = build_groups(build_devices([pc, host], rows))
     assert [g["device_type"] for g in groups] == ["ct", "unknown"]
+
+
+def test_vendor_spellings_fold_to_one_company() -> None:
+    result = classify(
+        [claim("cdp.vendor", "cisco", 0.7), claim("lldp.vendor", "Cisco Systems, Inc.", 0.7)]
+    )
+    assert result.value("vendor") == "Cisco" and len(result.fields["vendor"].evidence) == 2
+
+
+def test_a_known_product_line_names_the_type() -> None:
+    result = classify([claim("lldp.model", "IntelliVue MX800", 0.7)])
+    assert result.value("device_type") == "patient-monitor"
+    assert result.fields["device_type"].evidence[0]["kind"] == "model.device_type"

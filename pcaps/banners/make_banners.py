@@ -49,6 +49,8 @@ DEVICE_SUBJECT = {
     "ou": "Critical Care",
     "serial": "VS7-000123",
 }
+# The inventory names a company once, without its legal form (agent/classify.canonical_vendor).
+INVENTORY_VENDOR = "Medtap Fictional Medical"
 CLIENT_SUBJECT = {"cn": "infusion-gw-01.icu.hospital.example", "o": "Medtap Fictional Medical GmbH"}
 PACS_SUBJECT = {"cn": "pacs.hospital.example", "o": "Klinikum Musterstadt"}
 
@@ -464,8 +466,8 @@ TRUTHS: dict[str, dict[str, object]] = {
         "http/1.1, mutual TLS with self-signed certificates generated at record time.",
         "devices": [
             {"ip": "127.0.0.71", "mac": "02:00:00:00:00:47",
-             "vendor": DEVICE_SUBJECT["o"], "hostname": "vitascope-7.icu.hospital.example"},
-            {"ip": "127.0.0.72", "mac": "02:00:00:00:00:48", "vendor": CLIENT_SUBJECT["o"],
+             "vendor": INVENTORY_VENDOR, "hostname": "vitascope-7.icu.hospital.example"},
+            {"ip": "127.0.0.72", "mac": "02:00:00:00:00:48", "vendor": INVENTORY_VENDOR,
              "hostname": CLIENT_SUBJECT["cn"]},
         ],
         "observations": [

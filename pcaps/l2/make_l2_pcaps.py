@@ -350,7 +350,7 @@ TRUTH: dict[str, dict[str, Any]] = {
              "model": "IntelliVue MX800", "software_version": "M.00.03", "serial": "DE71234567",
              "hostname": "ICU3-BED07-MON",
              "note": "a patient monitor; LLDP-MED names maker and model, not the device type"},
-            {"mac": PHONE, "device_type": "phone", "vendor": "Cisco Systems, Inc.",
+            {"mac": PHONE, "device_type": "phone", "vendor": "Cisco",
              "model": "CP-8845", "software_version": None, "hostname": "SEP001BD46E02A1"},
         ],
         "observations": [
