@@ -260,7 +260,12 @@ class EndpointTable:
             )
         for (mac, vlan), rec in self._mac_seen.items():
             ep_id = f"mac:{mac_text(mac)}"
-            if ep_id in endpoints:
+            if ep_id in endpoints:  # the same MAC on another VLAN, or with IPs: widen it
+                ep = endpoints[ep_id]
+                if vlan is not None and vlan not in ep.vlans:
+                    ep.vlans = sorted([*ep.vlans, vlan])
+                ep.first_seen = min(ep.first_seen, rec[0])
+                ep.last_seen = max(ep.last_seen, rec[1])
                 continue
             endpoints[ep_id] = Endpoint(
                 id=ep_id,

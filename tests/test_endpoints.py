@@ -304,3 +304,14 @@ def test_router_endpoint_keeps_its_first_and_last_seen() -> None:
     route(t, ROUTER, 10, 6)
     ep = by_id(t)["mac:00:1b:21:00:00:01"]
     assert (ep.first_seen, ep.last_seen) == (1.0, 7.0)
+
+
+def test_l2_only_mac_keeps_every_vlan_it_was_seen_on() -> None:
+    """Regression (tshark differential on tcpdump__rpvstp-trunk-native-vid5): a switch's STP
+    frames untagged and tagged VLAN 1 gave an endpoint with no VLAN at all."""
+    table = EndpointTable()
+    switch = bytes.fromhex("001f6d96ec04")
+    table.see_mac(switch, None, 1.0)
+    table.see_mac(switch, 1, 3.0)
+    (ep,) = table.build()
+    assert ep.vlans == [1] and (ep.first_seen, ep.last_seen) == (1.0, 3.0)
