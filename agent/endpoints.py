@@ -118,7 +118,9 @@ class EndpointTable:
         """``mac`` carried traffic from or to ``ip`` on ``vlan`` between first and last."""
         if not is_host_ip(ip):
             return
-        if mac is None or is_group_mac(mac):
+        if mac is not None and mac[0] & 0x01:
+            return  # sent to a broadcast/multicast MAC: a directed broadcast, no host has it
+        if mac is None or mac == ZERO_MAC:  # no MAC (raw IP, loopback): the IP is the identity
             self._touch(self._by_ip, (vlan, ip), first, last, flows)
             return
         if mac not in self.routers and mac.startswith(VIRTUAL_ROUTER_PREFIXES):

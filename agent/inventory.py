@@ -30,6 +30,9 @@ from agent.roles import ROUTER_CONFIDENCE, infer_roles
 from parsers.vocabulary import MAC_HOST_PREFIX, NAMED_DEVICE_PREFIX, UNKNOWN, device_type_name
 
 OUI_SOURCE = "IEEE OUI registry (netaddr)"
+# Evidence about other hosts (DNS answers describe the zone's view of an address): it may
+# describe a device, never create one.
+HEARSAY_PREFIXES = ("dns.",)
 OUI_VENDOR_CONFIDENCE = 0.0  # evidence only: the registry names the NIC maker, often an OEM
 
 
@@ -98,7 +101,10 @@ def build_devices(
     endpoints: list[Endpoint],
     evidence: list[Evidence],
     conversations: list[Conversation] | None = None,
+    hearsay: list[Evidence] | None = None,
 ) -> list[Device]:
+    """Devices from endpoints and evidence. Evidence that may only describe a device (DNS
+    answers) about an address no device has goes to ``hearsay`` when given, not to a device."""
     devices: dict[str, Device] = {}
     by_ip_vlan: dict[tuple[int | None, str], str] = {}
     by_ip: dict[str, list[str]] = defaultdict(list)
@@ -124,6 +130,10 @@ def build_devices(
 
     all_evidence = evidence + infer_roles(conversations or [], evidence)
     for ev in all_evidence:
+        if ev.kind.startswith(HEARSAY_PREFIXES) and not _known_host(ev, by_ip_vlan, by_ip):
+            if hearsay is not None:  # a name server's word about an unseen address
+                hearsay.append(ev)
+            continue
         dev_id = _owner(ev, devices, by_ip_vlan, by_ip)
         dev = devices[dev_id]
         dev.evidence.append(_evidence_row(ev.kind, ev.value, ev.source, ev.count, ev.confidence))
@@ -141,6 +151,12 @@ def build_devices(
     for dev in devices.values():
         _apply(dev, classify(claims.get(dev.id, [])))
     return sorted(devices.values(), key=_device_order)
+
+
+def _known_host(
+    ev: Evidence, by_ip_vlan: dict[tuple[int | None, str], str], by_ip: dict[str, list[str]]
+) -> bool:
+    return (ev.vlan, ev.host) in by_ip_vlan or ev.host in by_ip
 
 
 ADDRESS_BINDINGS = ("dhcp.assigned_ip", "lldp.management_address", "cdp.address")

@@ -22,7 +22,7 @@ from agent.capture import RawFrame, linktypes
 from agent.conversations import ConversationTable
 from agent.decode import TCP_ACK, TCP_SYN, Decoder, PacketMeta
 from agent.endpoints import EndpointTable, ip_text, mac_text
-from agent.evidence import EvidenceStore
+from agent.evidence import Evidence, EvidenceStore
 from agent.fastlane import fast_lane
 from agent.flows import MAX_FLOWS, Flow, FlowTable
 from agent.inventory import Device, build_devices, build_groups
@@ -41,6 +41,7 @@ class Results:
     groups: list[dict[str, Any]]
     conversations: list[Any]
     stats: dict[str, Any] = field(default_factory=dict)
+    hearsay: list[Evidence] = field(default_factory=list)  # names for addresses never seen
 
 
 class Analyzer:
@@ -175,9 +176,12 @@ class Analyzer:
         """End every live flow and build the inventory. Call once, after the last run()."""
         self.flows.close_all()
         conversations = self.conversations.records()
-        devices = build_devices(self.endpoints.build(), list(self.evidence), conversations)
+        hearsay: list[Evidence] = []
+        devices = build_devices(
+            self.endpoints.build(), list(self.evidence), conversations, hearsay
+        )
         groups = build_groups(devices)
-        return Results(devices, groups, conversations, self.stats())
+        return Results(devices, groups, conversations, self.stats(), hearsay)
 
     def stats(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self.started

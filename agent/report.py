@@ -79,6 +79,11 @@ def build_report(results: Results, inputs: list[InputResult]) -> dict[str, Any]:
         "groups": results.groups,
         "flows": flow_summary(results.conversations),
         "violations": [],
+        "hearsay": [
+            {"host": e.host, "vlan": e.vlan, "kind": e.kind, "value": e.value,
+             "source": e.source, "count": e.count}
+            for e in results.hearsay
+        ],
         "stats": results.stats,
     }
 
