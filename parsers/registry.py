@@ -9,8 +9,10 @@ NEED_MORE; it must be cheap and must never raise.
 from __future__ import annotations
 
 import enum
+import importlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from parsers.base import Direction, FlowKey, L2Frame, Observation, Parser, TcpSyn
 
@@ -24,6 +26,7 @@ class Probe(enum.Enum):
 
 
 ProbeFn = Callable[[Direction, bytes], Probe]
+_S = TypeVar("_S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,35 +119,43 @@ class Registry:
         return None, undecided
 
 
+# Every parser shipped with medtap, as "module:attribute" (a spec, or a function making one).
+# Order matters where probes overlap: candidates are tried port-hinted first, then in this
+# order (NetBIOS, mDNS, DNS are all DNS-format messages).
+BUILTIN_STREAM_AND_DATAGRAM = (
+    "parsers.dicom:SPEC",
+    "parsers.hl7:spec",
+    "parsers.dhcp:SPEC",
+    "parsers.vendor:INTELLIVUE_SPEC",
+    "parsers.vendor:CARESCAPE_SPEC",
+    "parsers.http:SPEC",
+    "parsers.tls:SPEC",
+    "parsers.netbios:SPEC",
+    "parsers.mdns:SPEC",
+    "parsers.dns:SPEC",
+    "parsers.ssdp:SPEC",
+    "parsers.snmp:SPEC",
+)
+BUILTIN_FRAME = ("parsers.lldp:SPEC", "parsers.cdp:SPEC")
+BUILTIN_SYN = ("parsers.tcp_fingerprint:SPEC",)
+
+
 def default_registry() -> Registry:
-    """Every parser shipped with medtap. Protocol modules add themselves here."""
+    """A registry with every parser shipped with medtap."""
     registry = Registry()
-    for spec in _builtin_specs():
-        registry.register(spec)
-    for frame_spec in _builtin_frame_specs():
-        registry.register_frame(frame_spec)
-    for syn_spec in _builtin_syn_specs():
-        registry.register_syn(syn_spec)
+    for name in BUILTIN_STREAM_AND_DATAGRAM:
+        registry.register(_load(name, ParserSpec))
+    for name in BUILTIN_FRAME:
+        registry.register_frame(_load(name, FrameSpec))
+    for name in BUILTIN_SYN:
+        registry.register_syn(_load(name, SynSpec))
     return registry
 
 
-def _builtin_frame_specs() -> list[FrameSpec]:
-    specs: list[FrameSpec] = []
-    return specs
-
-
-def _builtin_syn_specs() -> list[SynSpec]:
-    specs: list[SynSpec] = []
-    return specs
-
-
-def _builtin_specs() -> list[ParserSpec]:
-    # Imported here so a broken optional parser module cannot break import of the registry.
-    specs: list[ParserSpec] = []
-    from parsers.dicom import SPEC as DICOM_SPEC
-
-    specs.append(DICOM_SPEC)
-    from parsers.hl7 import spec as hl7_spec
-
-    specs.append(hl7_spec())
-    return specs
+def _load(name: str, kind: type[_S]) -> _S:
+    module_name, attribute = name.split(":")
+    value = getattr(importlib.import_module(module_name), attribute)
+    spec = value() if callable(value) and not isinstance(value, kind) else value
+    if not isinstance(spec, kind):
+        raise TypeError(f"{name} is not a {kind.__name__}")
+    return spec
