@@ -1,4 +1,4 @@
-"""HL7 v2 (MLLP and unframed) parser: framing, allow-listed cut, once-per-signature hl7apy.
+"""HL7 v2 (MLLP and unframed) parser: framing, allow-listed cut, hl7apy once per message shape.
 
 Public API: ``Hl7Parser`` (a ``StreamParser``), ``probe``, ``spec`` (the registry entry),
 ``SignatureCache``, ``cut_frame`` / ``CutMessage``, ``load_knowledge``.

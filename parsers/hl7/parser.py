@@ -3,7 +3,8 @@
 HL7 v2.5.1 Appendix C (MLLP), ch. 2 (message construction), IHE PCD TF-2 (PCD-01
 device data). Framing is ``framing``; each message is cut to allow-listed fields by
 ``cutter`` before anything else reads it (no PID/PD1/NK1/PV1/PV2/IN1/GT1/DG1/AL1/NTE,
-no OBX-5, no free text); interpretation happens once per signature in ``signature``.
+no OBX-5, no free text); interpretation happens once per signature in ``signature``,
+hl7apy's validation once per message shape.
 
 Observations: ``hl7.<field>`` about the endpoint the fact describes (the sender of a
 message is the client for TO_SERVER, the server for TO_CLIENT; ``port`` is the server

@@ -1,19 +1,46 @@
-"""Once-per-signature interpretation with hl7apy as the authoritative parser.
+"""Once-per-signature interpretation, once-per-shape hl7apy as the authoritative parser.
 
 The signature of a message is its cut (``CutMessage.signature``: allow-listed fields
 only, no time or control id), so a gateway's thousands of same-shape ORUs share one.
-On a new signature, hl7apy parses *the cut* segment by segment, version-aware
+Each new signature is interpreted (facts) once; the result is cached.
+
+hl7apy costs milliseconds per segment, and a signature holds device identities (MSH-4
+facility, OBX-18/OBR-3/PRT ids, SFT versions): on a hospital mirror port every monitor,
+pump and bed is its own signature, so hl7apy per signature meant hl7apy per device. It
+therefore runs once per *shape* (``shape``): what hl7apy's parse depends on, not the
+values it parses. A shape is the header and encoding characters, the MSH-18 codec, the
+sending and receiving application (namespace of MSH-3/MSH-5, FHS/BHS-3/5), message type,
+version, charset, profile and MSA-1 by value, then per kept segment (in order) each kept
+field's position and structure (``_field_shape``): its repetition, component and
+subcomponent delimiters with every run of other characters reduced to a placeholder
+that tells whitespace-only runs (hl7apy skips those parts) from the rest, and whether
+it holds undecodable bytes, non-ASCII or control characters; a field with an escape
+sequence or a ``#`` is kept byte for byte. hl7apy's TOLERANT parse depends on nothing else: field
+positions and datatypes come from the version's tables, a value that does not fit its
+datatype falls back to ST, lengths are checked only in STRICT, and both views decode
+and unescape with the same ``CutMessage.text``. The property tests hold
+``by_shape=True`` to what hl7apy per signature gives, on random identity values.
+
+On a new shape, hl7apy parses *the cut* segment by segment, version-aware
 (``parse_segment`` with MSH-12's version; segments newer than the message's version,
 e.g. SFT in a v2.3 message or PRT before v2.7, are parsed with v2.8.2's definitions),
-and its field values are what the facts carry. The MSH is also validated strictly.
-The cutter's own values are the fallback when hl7apy fails, with lower confidence,
-and are compared with hl7apy's on every new signature (``disagreements``).
+its values are what that message's facts carry, the MSH is also validated strictly,
+and its values are compared with the cutter's (``disagreements``). The shape's verdict
+is kept (bounded LRU, ``MAX_SHAPES``):
 
-hl7apy costs milliseconds per segment: it runs only on a cache miss. The cache is
-a bounded LRU object owned by whoever builds parsers (one per registry spec, shared
-by that spec's parsers), not module state; a parser built alone gets its own.
-hl7apy exceptions never escape: they are counted by class name, never logged with
-content.
+* hl7apy parsed it with the cutter's values (up to trailing empty components, which no
+  fact reads): *trusted*. Later messages of the shape are interpreted from the cutter's
+  values, with hl7apy's confidence and MSH verdict. No hl7apy run.
+* hl7apy raised: *rejected*. Later messages of the shape get the cutter's values with
+  reduced confidence (``CUTTER_ONLY_FACTOR``), as the first did. No hl7apy run.
+* hl7apy parsed it but its values differed: not trusted. Later messages of the shape
+  are parsed by hl7apy per signature, as before shapes existed.
+
+``SignatureCache(by_shape=False)`` runs hl7apy on every new signature (the reference
+path for tests). The caches are bounded LRU objects owned by whoever builds parsers
+(one per registry spec, shared by that spec's parsers), not module state; a parser
+built alone gets its own. hl7apy exceptions never escape: they are counted by class
+name, never logged with content.
 
 Fast path: ``cutter.frame_key`` turns a whole frame into a key with bytes operations
 only (segment ids, ``split`` on the field separator, no decoding, no objects), and a
@@ -29,10 +56,12 @@ result, counter or eviction.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
-from parsers.hl7.cutter import CutMessage, CutSegment
+from parsers.hl7.cutter import CutMessage, CutSegment, Encoding
 from parsers.hl7.facts import Interpretation, Repetitions, View, interpret
 from parsers.hl7.mdc import Knowledge, load_knowledge
 
@@ -40,6 +69,7 @@ log = logging.getLogger(__name__)
 
 MAX_SIGNATURES = 1024  # cached interpretations; least recently used evicted first
 MAX_FRAME_KEYS = 1024  # cached frame keys (``cutter.frame_key``) -> signatures; LRU
+MAX_SHAPES = 1024  # cached hl7apy verdicts per message shape (``shape``); LRU
 HL7APY_FALLBACK_VERSION = "2.8.2"
 CUTTER_ONLY_FACTOR = 0.8  # confidence factor when hl7apy could not confirm the values
 
@@ -184,6 +214,93 @@ def _normalise(view: View) -> list[tuple[str, dict[int, list[list[str]]]]]:
     return out
 
 
+# Fields whose value (not only structure) is part of a shape: what kind of message it is
+# and between which applications, never an identity. 1: the first component (HD namespace
+# ID; the universal ID may be a device's EUI-64); None: the whole field.
+_SHAPE_VALUES: dict[str, dict[int, int | None]] = {
+    "MSH": {3: 1, 5: 1, 9: None, 12: None, 18: None, 21: None},
+    "FHS": {3: 1, 5: 1},
+    "BHS": {3: 1, 5: 1},
+    "MSA": {1: None},
+}
+Shape = tuple[object, ...]
+
+
+@lru_cache(maxsize=64)
+def _runs(enc: Encoding) -> re.Pattern[str]:
+    """Runs of characters other than enc's repetition, component and subcomponent chars."""
+    delimiters = chr(enc.repetition) + chr(enc.component) + chr(enc.subcomponent)
+    return re.compile("[^" + re.escape(delimiters) + "]+")
+
+
+def _placeholder(run: re.Match[str]) -> str:
+    return "_" if run.group().isspace() else "x"  # hl7apy skips whitespace-only parts
+
+
+def _field_shape(raw: bytes, enc: Encoding, codec: str | None) -> object:
+    """The structure of one field as hl7apy sees it.
+
+    ``A1^PHILIPS^0009FBFFFE0A1B2C^EUI-64`` -> ``x^x^x^x``, `` ^B`` -> ``_^x``, with marks
+    for undecodable bytes, non-ASCII and control characters. A field with an escape
+    sequence or a ``#`` is kept as it is: hl7apy re-escapes unknown escape sequences
+    and drops ``#`` (its truncation character) depending on where they stand.
+    """
+    if 0x23 in raw or (enc.escape is not None and enc.escape in raw):
+        return raw
+    text = raw.decode(codec or "latin-1", errors="replace")  # as ``_segment_text`` does
+    out = _runs(enc).sub(_placeholder, text)
+    if not (text.isascii() and text.isprintable()):  # what the codec made of the bytes
+        out += "?" if "\ufffd" in text else ""  # undecodable bytes
+        out += "!" if not text.isascii() else ""
+        out += "*" if any(ch < " " for ch in text) else ""  # control characters
+    return out
+
+
+def shape(cut: CutMessage) -> Shape:
+    """The structural shape of a cut: its hl7apy cache key (see module docstring)."""
+    enc = cut.encoding
+    comp = bytes([enc.component])
+    segments = []
+    for seg in cut.segments:
+        values = _SHAPE_VALUES.get(seg.name, {})
+        fields = []
+        for pos, raw in seg.fields:
+            if pos in values:
+                n = values[pos]
+                kept = raw if n is None else comp.join(raw.split(comp)[:n])
+                fields.append((pos, True, kept, _field_shape(raw, enc, cut.codec)))
+            else:
+                fields.append((pos, False, b"", _field_shape(raw, enc, cut.codec)))
+        segments.append((seg.name, tuple(fields)))
+    return (cut.header, enc, cut.codec, tuple(segments))
+
+
+def _trailing_trimmed(view: View) -> list[tuple[str, dict[int, list[list[str]]]]]:
+    """The view without trailing empty components (no fact reads them, see facts._c/_joined)."""
+    out = []
+    for name, fields in view:
+        norm = {}
+        for pos, reps in fields.items():
+            trimmed = []
+            for comps in reps:
+                c = list(comps)
+                while c and not c[-1]:
+                    c.pop()
+                trimmed.append(c)
+            norm[pos] = trimmed
+        out.append((name, norm))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """hl7apy's verdict on one shape (see module docstring)."""
+
+    parsed: bool  # hl7apy parsed the shape's first message
+    msh_valid: bool  # its MSH passed hl7apy's strict validation
+    trusted: bool  # and hl7apy's values were the cutter's: the cutter is trusted for the shape
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     interpretation: Interpretation
@@ -202,6 +319,8 @@ class SignatureCache:
         use_hl7apy: bool = True,
         fast: bool = True,
         max_frames: int = MAX_FRAME_KEYS,
+        by_shape: bool = True,
+        max_shapes: int = MAX_SHAPES,
     ) -> None:
         self.knowledge = knowledge or load_knowledge()
         self.device_codes = self.knowledge.device_codes  # Knowledge is immutable
@@ -209,12 +328,16 @@ class SignatureCache:
         self.use_hl7apy = use_hl7apy
         self.fast = fast  # False: every frame is cut and every cut looked up (tests)
         self.max_frames = max_frames
+        self.by_shape = by_shape  # False: hl7apy on every new signature (tests)
+        self.max_shapes = max_shapes
         self._entries: OrderedDict[bytes, Entry] = OrderedDict()
         self._frames: OrderedDict[bytes, tuple[bytes, ...]] = OrderedDict()
+        self._shapes: OrderedDict[Shape, Verdict] = OrderedDict()
         self.hits = 0
         self.misses = 0
         self.evictions = 0
         self.disagreements = 0
+        self.hl7apy_runs = 0  # hl7apy_view calls: once per new shape (or per signature)
         self.hl7apy_errors: Counter[str] = Counter()
 
     def __len__(self) -> int:
@@ -266,25 +389,67 @@ class SignatureCache:
         if len(self._frames) > self.max_frames:
             self._frames.popitem(last=False)
 
+    @property
+    def shapes(self) -> int:
+        """Shapes whose hl7apy verdict is cached."""
+        return len(self._shapes)
+
     def _interpret(self, cut: CutMessage) -> Entry:
         fast = cutter_view(cut)
         if not self.use_hl7apy:
             return Entry(interpret(fast, self.knowledge), False, False, True)
+        key = shape(cut) if self.by_shape else None
+        verdict = self._verdict(key)
+        if verdict is not None:
+            if verdict.trusted:
+                return Entry(interpret(fast, self.knowledge), True, verdict.msh_valid, True)
+            if not verdict.parsed:
+                return self._cutter_only(fast)
+            # hl7apy disagreed with the cutter on this shape: hl7apy per signature
+        self.hl7apy_runs += 1
         try:
             ref, valid = hl7apy_view(cut)
         except Exception as exc:  # noqa: BLE001 - hl7apy must never break the parser
             self.hl7apy_errors[type(exc).__name__] += 1
             log.debug("hl7apy could not parse a cut message: %s", type(exc).__name__)
-            result = interpret(fast, self.knowledge)
-            facts = tuple(
-                replace(f, confidence=round(f.confidence * CUTTER_ONLY_FACTOR, 3))
-                for f in result.facts
-            )
-            return Entry(replace(result, facts=facts), False, False, True)
+            if key is not None and verdict is None:
+                self._remember_shape(key, Verdict(False, False, False))
+            return self._cutter_only(fast)
         agrees = _normalise(ref) == _normalise(fast)
         if not agrees:
             self.disagreements += 1
+        if key is not None and verdict is None:
+            trusted = _trailing_trimmed(ref) == _trailing_trimmed(fast)
+            self._remember_shape(key, Verdict(True, valid, trusted))
         return Entry(interpret(ref, self.knowledge), True, valid, agrees)
 
+    def _cutter_only(self, fast: View) -> Entry:
+        """The cutter's values, confidence reduced: hl7apy could not confirm them."""
+        result = interpret(fast, self.knowledge)
+        facts = tuple(
+            replace(f, confidence=round(f.confidence * CUTTER_ONLY_FACTOR, 3)) for f in result.facts
+        )
+        return Entry(replace(result, facts=facts), False, False, True)
 
-__all__ = ["MAX_FRAME_KEYS", "Entry", "SignatureCache", "cutter_view", "hl7apy_view"]
+    def _verdict(self, key: Shape | None) -> Verdict | None:
+        verdict = self._shapes.get(key) if key is not None else None
+        if key is not None and verdict is not None:
+            self._shapes.move_to_end(key)
+        return verdict
+
+    def _remember_shape(self, key: Shape, verdict: Verdict) -> None:
+        self._shapes[key] = verdict
+        if len(self._shapes) > self.max_shapes:
+            self._shapes.popitem(last=False)
+
+
+__all__ = [
+    "MAX_FRAME_KEYS",
+    "MAX_SHAPES",
+    "Entry",
+    "SignatureCache",
+    "Verdict",
+    "cutter_view",
+    "hl7apy_view",
+    "shape",
+]
