@@ -407,7 +407,9 @@ class DicomParser(StreamParser):
         elif cmd.is_request or not by_acceptor or not ok:
             client_services = ("mwl", "mpps", "storage-commitment")
             if cmd.is_request and not by_acceptor and service in client_services:
-                yield from self._obs("device_type", sender, "imaging-modality", ts, CONF_MODALITY_CLIENT)
+                yield from self._obs(
+                    "device_type", sender, "imaging-modality", ts, CONF_MODALITY_CLIENT
+                )
         elif service in ("qr-find", "qr-move", "qr-get"):
             yield from self._obs("device_type", sender, "pacs", ts, CONF_PACS_QR)
         elif service == "mwl":
