@@ -67,6 +67,7 @@ class AppDetector:
         self.detected: Counter[str] = Counter()
         self.parser_errors: Counter[str] = Counter()
         self.parser_rejects: Counter[str] = Counter()
+        self.parsers_finished: Counter[str] = Counter()
 
     def on_new_flow(self, flow: Flow, meta: PacketMeta) -> None:
         if flow.proto == PROTO_TCP and self._tcp:
@@ -177,6 +178,10 @@ class AppDetector:
             return
         if observations:
             self._sink(flow, name, observations)
+        if parser.finished:
+            self.parsers_finished[name] += 1
+            self._give_up(flow)  # nothing more to learn: the flow goes to the fast lane
+            return
         if parser.state is ParserState.REJECTED:
             self.parser_rejects[name] += 1
             log.debug(

@@ -205,6 +205,7 @@ class Analyzer:
             "apps": dict(det.detected),
             "parser_errors": dict(det.parser_errors + self.frame_parser_errors),
             "parser_rejects": dict(det.parser_rejects),
+            "parsers_finished": dict(det.parsers_finished),
             "reassembly": det.reassembly.as_dict(),
             "evidence_records": len(self.evidence),
             "evidence_dropped": self.evidence.dropped,

@@ -155,6 +155,13 @@ class StreamParser(ABC):
             self.state = ParserState.CONFIRMED
         return out
 
+    @property
+    def finished(self) -> bool:
+        """True once the rest of the flow cannot tell anything new (TLS after the handshake,
+        HTTP after its message budget): the agent then stops reassembling and feeding it.
+        Default: never, the parser reads to the end."""
+        return False
+
     def gap(self, direction: Direction, size: int) -> None:
         """``size`` bytes were lost upstream; never zero-fill them."""
         remaining = self._skip[direction] - size
@@ -234,6 +241,11 @@ class DatagramParser(ABC):
         self.pdus += 1
         self.state = ParserState.CONFIRMED
         return out
+
+    @property
+    def finished(self) -> bool:
+        """See ``StreamParser.finished``."""
+        return False
 
     def gap(self, direction: Direction, size: int) -> None:  # noqa: B027 - deliberately empty
         """Datagrams carry no stream: a lost one changes nothing."""

@@ -257,6 +257,11 @@ class HttpParser(StreamParser):
         if probe(direction, head) is Probe.NO:
             raise Malformed("not an HTTP/1.x message start")
 
+    @property
+    def finished(self) -> bool:
+        """Both directions skip to their end (message budget spent, or not HTTP any more)."""
+        return all(side.state == _SKIP for side in self._side.values())
+
     def _stop(self, side: _Side) -> Frame:
         side.state = _SKIP
         return Frame(TO_END, keep=False)

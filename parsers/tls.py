@@ -536,6 +536,11 @@ class TlsParser(StreamParser):
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
 
+    @property
+    def finished(self) -> bool:
+        """Both directions are past their handshake: the rest is encrypted."""
+        return all(side.done for side in self._side.values())
+
     def _sender(self, direction: Direction) -> str:
         return self.flow.client if direction is Direction.TO_SERVER else self.flow.server
 

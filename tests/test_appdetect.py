@@ -244,3 +244,27 @@ def test_syn_observer_sees_the_opening_syn_once() -> None:
     analyzer, facts = analyze([*c.handshake(), c.packet(True, "PA", b"x")], reg)
     assert len(syns) == 1 and syns[0].client == CLIENT and syns[0].server_port == 5555
     assert ("toysyn.ttl", CLIENT, "64") in facts
+
+
+class OneShotParser(ToyParser):
+    """Has learnt all it can after one message."""
+
+    name = "oneshot"
+
+    @property
+    def finished(self) -> bool:
+        return self.pdus >= 1
+
+
+def test_finished_parser_releases_the_flow() -> None:
+    c = Conversation(dport=7777)
+    frames = [
+        *c.handshake(),
+        c.packet(True, "PA", b"TOY1 first\n"),
+        c.packet(True, "PA", b"TOY1 second\n"),
+    ]
+    analyzer, facts = analyze(frames, registry(OneShotParser))
+    assert facts == {("toy.word", CLIENT, "first")}
+    assert analyzer.appdetect.parsers_finished["oneshot"] == 1
+    (conv,) = analyzer.conversations.records()
+    assert conv.app == "oneshot" and conv.packets_c2s == 4  # still counted after release
