@@ -40,7 +40,9 @@ def mac_text(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 
 
+@lru_cache(maxsize=65536)
 def ip_text(ip: bytes) -> str:
+    """Text form of a packed address; cached: the same hosts come back all the time."""
     return str(ipaddress.ip_address(ip))
 
 

@@ -8,6 +8,7 @@ device fields (the parsers' contract), so nothing here can carry patient data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.endpoints import ip_text
@@ -44,10 +45,13 @@ class EvidenceStore:
         return iter(self._records.values())
 
     def add_from_flow(self, flow: Flow, parser: str, observations: list[Observation]) -> None:
-        self.add(flow.vlan, f"{parser} {flow_label(flow)}", observations)
+        self.add(flow.vlan, lambda: f"{parser} {flow_label(flow)}", observations)
 
-    def add(self, vlan: int | None, source: str, observations: list[Observation]) -> None:
-        """``source`` names the parser and where it looked (a flow, a frame's sender)."""
+    def add(
+        self, vlan: int | None, source: str | Callable[[], str], observations: list[Observation]
+    ) -> None:
+        """``source`` names the parser and where it looked (a flow, a frame's sender); as a
+        function it is called only when a new record needs it (most facts are repeats)."""
         for obs in observations:
             key = (vlan, obs.host, obs.kind, obs.value)
             rec = self._records.get(key)
@@ -60,6 +64,8 @@ class EvidenceStore:
             if len(self._records) >= self.max_records:
                 self.dropped += 1
                 continue
+            if not isinstance(source, str):
+                source = source()
             self._records[key] = Evidence(
                 vlan=vlan,
                 host=obs.host,
