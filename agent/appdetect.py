@@ -48,8 +48,10 @@ class AppSession:
     __slots__ = ("undecided", "probe_buf", "probes_left", "reasm", "parser", "spec")
 
     def __init__(self, candidates: list[ParserSpec], probes: int) -> None:
-        self.undecided = {d: list(candidates) for d in Direction}
-        self.probe_buf = {d: bytearray() for d in Direction}
+        # Both directions start from the same candidate list; a direction gets its own copy
+        # only when a probe narrows it. Buffers exist only while bytes wait for a verdict.
+        self.undecided = dict.fromkeys(Direction, candidates)
+        self.probe_buf: dict[Direction, bytearray] = {}
         self.probes_left = probes
         self.reasm: TcpReassembler | None = None
         self.parser: Parser | None = None
@@ -102,8 +104,8 @@ class AppDetector:
                 return
             direction = Direction.TO_SERVER if event.to_server else Direction.TO_CLIENT
             if session.probes_left > 1:  # mid-stream: each segment start is judged alone
-                session.probe_buf = {d: bytearray() for d in Direction}
-            session.probe_buf[direction] += event.data
+                session.probe_buf = {}
+            session.probe_buf.setdefault(direction, bytearray()).extend(event.data)
             if self._probe(flow, session, direction):
                 rest = events[i + 1 :]
                 if rest:
@@ -159,6 +161,7 @@ class AppDetector:
             self.detected[spec.name] += 1
             session.spec = spec
             session.parser = spec.factory(_flow_key(flow))
+            session.undecided = {}
         self._run(flow, session, lambda p: p.feed(direction, data, meta.ts))
 
     def _run(
