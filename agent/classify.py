@@ -28,6 +28,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from parsers.knowledge import data_rows
 from parsers.vocabulary import CLAIM_FIELDS, DEVICE_TYPES, UNKNOWN, canonical_device_type
 
 OUI_VENDOR_CONFIDENCE = 0.3  # IEEE registry org name: often the NIC maker, not the device's
@@ -116,8 +117,7 @@ _CORPORATE_SUFFIX = re.compile(
 
 @lru_cache(maxsize=1)
 def _vendor_names() -> tuple[tuple[str, str], ...]:
-    text = resources.files("parsers").joinpath("data/vendor_names.csv").read_text("utf-8")
-    rows = [(r["prefix"].casefold(), r["vendor"]) for r in csv.DictReader(text.splitlines())]
+    rows = [(r["prefix"].casefold(), r["vendor"]) for r in data_rows("vendor_names.csv")]
     return tuple(sorted(rows, key=lambda r: -len(r[0])))
 
 
@@ -165,10 +165,9 @@ def classify(claims: list[Claim]) -> Classification:
 
 @lru_cache(maxsize=1)
 def _model_types() -> tuple[tuple[re.Pattern[str], str], ...]:
-    text = resources.files("parsers").joinpath("data/model_types.csv").read_text("utf-8")
     return tuple(
         (re.compile(r["pattern"], re.IGNORECASE), r["device_type"])
-        for r in csv.DictReader(text.splitlines())
+        for r in data_rows("model_types.csv")
     )
 
 

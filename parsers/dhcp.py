@@ -35,16 +35,14 @@ skipped and counted (``skipped``), so one odd BOOTP client cannot blind the VLAN
 
 from __future__ import annotations
 
-import csv
-import io
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 
 from parsers.base import DatagramParser, Direction, FlowKey, Malformed, Observation, ParserState
+from parsers.knowledge import data_rows
 from parsers.lldp import clean_text, mac_text
 from parsers.registry import ParserSpec, Probe
 from parsers.vocabulary import MAC_HOST_PREFIX
@@ -121,11 +119,8 @@ class Fingerprint:
 
 @cache
 def fingerprints() -> tuple[Fingerprint, ...]:
-    text = resources.files("parsers").joinpath("data", "dhcp_fingerprints.csv").read_text("utf-8")
     rows: list[Fingerprint] = []
-    for row in csv.DictReader(io.StringIO(text)):
-        if not row.get("source"):
-            raise ValueError("dhcp_fingerprints.csv: a row without a source")
+    for row in data_rows("dhcp_fingerprints.csv"):
         if row["field"] not in ("vendor_class", "prl") or row["match"] not in (
             "exact", "prefix", "regex"
         ):

@@ -35,15 +35,13 @@ control characters and truncated (``MAX_VALUE_CHARS``).
 
 from __future__ import annotations
 
-import csv
-import io
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from parsers.base import DatagramParser, Direction, FlowKey, Malformed, Observation
+from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 
 # --- limits --------------------------------------------------------------------------
@@ -325,16 +323,6 @@ def sender_of(flow: FlowKey, direction: Direction) -> tuple[str, str]:
     if direction is Direction.TO_SERVER:
         return flow.client, flow.server
     return flow.server, flow.client
-
-
-def data_rows(name: str) -> list[dict[str, str]]:
-    """Rows of ``parsers/data/<name>``; every row must say where its knowledge comes from."""
-    text = resources.files("parsers").joinpath("data", name).read_text(encoding="utf-8")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    for row in rows:
-        if not (row.get("source") or "").strip():
-            raise ValueError(f"{name}: a row without a source")
-    return rows
 
 
 @cache

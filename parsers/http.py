@@ -33,17 +33,15 @@ same rows (printer and phone web servers known from nmap-service-probes) and
 
 from __future__ import annotations
 
-import csv
-import io
 import ipaddress
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from parsers.base import Direction, FlowKey, Frame, Malformed, Observation, StreamParser
+from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 
 MAX_HEADER_BLOCK = 8 * 1024  # bytes of one message's start line + headers read at most
@@ -116,13 +114,8 @@ class BannerRow:
 
 @cache
 def banner_rows() -> tuple[BannerRow, ...]:
-    text = resources.files("parsers").joinpath("data", "http_user_agents.csv").read_text(
-        encoding="utf-8"
-    )
     rows = []
-    for r in csv.DictReader(io.StringIO(text)):
-        if not r.get("source"):
-            raise ValueError("http_user_agents.csv: a row without a source")
+    for r in data_rows("http_user_agents.csv"):
         rows.append(
             BannerRow(
                 header=r["header"].strip().lower().encode(),

@@ -53,12 +53,12 @@ from parsers.dns import (
     Name,
     Record,
     clean_text,
-    data_rows,
     name_text,
     parse_message,
     reverse_address,
     sender_of,
 )
+from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 
 PORT = 5353

@@ -42,10 +42,10 @@ from parsers.dns import (
     Name,
     Record,
     clean_text,
-    data_rows,
     parse_message,
     sender_of,
 )
+from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 
 PORT = 137

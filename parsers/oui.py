@@ -22,12 +22,11 @@ which it was. Longest prefix wins, so a 36-bit IAB inside a 24-bit block
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+
+from parsers.knowledge import data_rows
 
 DEVICE_VENDOR = "device-vendor"
 MODULE_MAKER = "module-maker"
@@ -86,10 +85,9 @@ def _prefix_key(prefix: str) -> tuple[int, int]:
 @cache
 def table() -> dict[int, dict[int, OuiHit]]:
     """bits -> prefix value -> row. Raises ValueError on a malformed table (a bug)."""
-    text = resources.files("parsers").joinpath("data", "oui_medical.csv").read_text("utf-8")
     out: dict[int, dict[int, OuiHit]] = {bits: {} for bits in PREFIX_BITS}
-    for row in csv.DictReader(io.StringIO(text)):
-        if not row.get("source") or not row.get("vendor"):
+    for row in data_rows("oui_medical.csv"):
+        if not row.get("vendor"):
             raise ValueError(f"oui_medical.csv: row {row.get('prefix')!r} lacks vendor or source")
         if row["kind"] not in KINDS:
             raise ValueError(f"oui_medical.csv: row {row['prefix']!r} kind {row['kind']!r}")

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from parsers.base import DatagramParser, Direction, FlowKey, Malformed, Observation
-from parsers.dns import FactLog, clean_text, data_rows, sender_of
+from parsers.dns import FactLog, clean_text, sender_of
+from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 
 PORT_HINTS = frozenset({161, 162})

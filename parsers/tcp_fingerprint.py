@@ -29,13 +29,11 @@ raises.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 
 from parsers.base import Observation, TcpSyn
+from parsers.knowledge import data_rows
 from parsers.registry import SynSpec
 
 MAX_CACHE = 4096  # distinct (ip version, ittl, window, options) tuples remembered
@@ -166,13 +164,8 @@ def _one(pattern: str, value: int, shape: SynShape) -> bool:
 
 @cache
 def signatures() -> tuple[SynRow, ...]:
-    text = resources.files("parsers").joinpath("data", "tcp_syn_fingerprints.csv").read_text(
-        encoding="utf-8"
-    )
     rows: list[SynRow] = []
-    for r in csv.DictReader(io.StringIO(text)):
-        if not r.get("source"):
-            raise ValueError("tcp_syn_fingerprints.csv: a row without a source")
+    for r in data_rows("tcp_syn_fingerprints.csv"):
         olayout = tuple(x for x in r["olayout"].split(",") if x)
         rows.append(
             SynRow(

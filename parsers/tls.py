@@ -50,17 +50,15 @@ QUIC (``q``) and DTLS (``d``) prefixes, the raw (``JA4_r``) and original-order
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 
 from parsers.base import Direction, FlowKey, Frame, Malformed, Observation, StreamParser
+from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 from parsers.wire import Reader
 
@@ -441,13 +439,8 @@ class SubjectRow:
 
 @cache
 def subject_rows() -> tuple[SubjectRow, ...]:
-    text = resources.files("parsers").joinpath("data", "tls_cert_subjects.csv").read_text(
-        encoding="utf-8"
-    )
     rows = []
-    for r in csv.DictReader(io.StringIO(text)):
-        if not r.get("source"):
-            raise ValueError("tls_cert_subjects.csv: a row without a source")
+    for r in data_rows("tls_cert_subjects.csv"):
         rows.append(
             SubjectRow(
                 field=r["field"],

@@ -11,11 +11,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+
+from parsers.knowledge import data_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +32,7 @@ class SopClass:
     device_type: str  # storage SOP classes only; "" when it says nothing about the sender
 
 
-def _rows(name: str) -> list[dict[str, str]]:
-    text = resources.files("parsers").joinpath("data", name).read_text(encoding="utf-8")
-    rows = list(csv.DictReader(io.StringIO(text)))
-    for row in rows:
-        if not row.get("source"):
-            raise ValueError(f"{name}: a row without a source")
-    return rows
+_rows = data_rows
 
 
 @cache

@@ -20,13 +20,12 @@ A signature only gates detection; each parser then checks the structure
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+
+from parsers.knowledge import data_rows
 
 PARSED = "parsed"
 DOCUMENTED_ONLY = "documented-only"
@@ -88,13 +87,10 @@ def _ports(text: str) -> frozenset[int]:
 @cache
 def load() -> tuple[Signature, ...]:
     """Every row of the table. Raises ValueError on a malformed table (a bug, caught by tests)."""
-    text = resources.files("parsers").joinpath("data", "vendor_signatures.csv").read_text("utf-8")
     rows: list[Signature] = []
     seen: set[str] = set()
-    for row in csv.DictReader(io.StringIO(text)):
+    for row in data_rows("vendor_signatures.csv"):
         ident = row["id"]
-        if not row.get("source"):
-            raise ValueError(f"vendor_signatures.csv: {ident!r} has no source")
         if row["status"] not in STATUSES or row["transport"] not in ("udp", "tcp"):
             raise ValueError(f"vendor_signatures.csv: {ident!r} status or transport")
         if ident in seen:
