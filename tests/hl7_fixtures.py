@@ -3,6 +3,8 @@ carries canaries (names, IDs, addresses, phone numbers) that must never surface.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 VT, FS_CR = b"\x0b", b"\x1c\r"
 
 CANARIES = [
@@ -149,3 +151,12 @@ BATCH = b"\r".join(
 
 def mllp(message: bytes) -> bytes:
     return VT + message + FS_CR
+
+ALL_MESSAGES = [PCD01, PUMP, ADT_A01, ACK, LAB_ORU_LF, PRT_ADT, LATIN1, UTF8, BATCH]
+
+# Every HL7 capture: ours, and the public ones when ../shared is present.
+_HERE = Path(__file__).resolve().parents[1] / "pcaps" / "hl7"
+_PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps" / "public"
+HL7_PCAPS = sorted(_HERE.glob("*.pcap")) + sorted(
+    p for p in _PUBLIC.glob("*.pcap") if "hl7" in p.name.lower()
+)

@@ -15,6 +15,7 @@ from parsers.registry import Probe, default_registry
 from tests.hl7_fixtures import (
     ACK,
     ADT_A01,
+    ALL_MESSAGES,
     BATCH,
     CANARIES,
     LAB_ORU_LF,
@@ -30,7 +31,6 @@ FLOW = FlowKey("10.1.0.5", 40000, "10.2.0.9", 2575)
 TS, TC = Direction.TO_SERVER, Direction.TO_CLIENT
 KNOWLEDGE = load_knowledge()
 CACHE = SignatureCache(KNOWLEDGE)  # shared like the registry shares it
-ALL_MESSAGES = [PCD01, PUMP, ADT_A01, ACK, LAB_ORU_LF, PRT_ADT, LATIN1, UTF8, BATCH]
 
 
 def run(

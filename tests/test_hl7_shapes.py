@@ -21,27 +21,21 @@ from tests.hl7_feed import feed_pcap
 from tests.hl7_fixtures import (
     ACK,
     ADT_A01,
+    ALL_MESSAGES,
     BATCH,
     CANARIES,
-    LAB_ORU_LF,
-    LATIN1,
+    HL7_PCAPS,
     PCD01,
     PRT_ADT,
     PUMP,
-    UTF8,
     mllp,
 )
 
-HERE = Path(__file__).resolve().parents[1] / "pcaps" / "hl7"
-PUBLIC = Path(__file__).resolve().parents[2] / "shared" / "pcaps" / "public"
-PCAPS = sorted(HERE.glob("*.pcap")) + sorted(
-    p for p in PUBLIC.glob("*.pcap") if "hl7" in p.name.lower()
-)
+PCAPS = HL7_PCAPS
 KNOWLEDGE = load_knowledge()
 DC = KNOWLEDGE.device_codes
 FLOW = FlowKey("10.1.0.5", 40000, "10.2.0.9", 2575)
 TS, TC = Direction.TO_SERVER, Direction.TO_CLIENT
-ALL_MESSAGES = [PCD01, PUMP, ADT_A01, ACK, LAB_ORU_LF, PRT_ADT, LATIN1, UTF8, BATCH]
 
 
 def bed(message: bytes, i: int) -> bytes:
