@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from parsers.base import DatagramParser, Direction, FlowKey, Malformed, Observation
+from parsers.factlog import FactLog, sender_of
 from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 
@@ -49,7 +50,6 @@ MAX_NAME_BYTES = 255  # RFC 1035 §2.3.4: a name on the wire, length octets incl
 MAX_POINTER_HOPS = 64  # compression jumps followed in one name (each must go backwards)
 MAX_RECORDS = 400  # questions + records in one message; more is not a real datagram
 MAX_VALUE_CHARS = 200  # longest text value emitted
-MAX_FACTS_PER_FLOW = 512  # distinct facts remembered for dedupe; more are dropped, counted
 MAX_QUERY_NAMES_PER_FLOW = 32  # ``dns.query`` names kept per flow
 ANSWER_GLOBAL_ADDRESSES = False  # name globally routable answered addresses too
 
@@ -281,48 +281,6 @@ def host_text(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ip)
-
-
-# --- per-flow fact memory ------------------------------------------------------------
-class FactLog:
-    """Each (kind, host, value) once per flow, again only at a higher confidence; bounded."""
-
-    __slots__ = ("_seen", "cap", "dropped")
-
-    def __init__(self, cap: int = MAX_FACTS_PER_FLOW) -> None:
-        self._seen: dict[tuple[str, str, str], float] = {}
-        self.cap = cap
-        self.dropped = 0
-
-    def add(
-        self,
-        out: list[Observation],
-        kind: str,
-        host: str,
-        value: str,
-        ts: float,
-        port: int | None = None,
-        confidence: float = 1.0,
-        raw: str | None = None,
-    ) -> None:
-        if not value:
-            return
-        key = (kind, host, value)
-        known = self._seen.get(key)
-        if known is not None and known >= confidence:
-            return
-        if known is None and len(self._seen) >= self.cap:
-            self.dropped += 1
-            return
-        self._seen[key] = confidence
-        out.append(Observation(kind, host, value, ts, port, raw, confidence))
-
-
-def sender_of(flow: FlowKey, direction: Direction) -> tuple[str, str]:
-    """(sender, receiver) of a datagram travelling in ``direction``."""
-    if direction is Direction.TO_SERVER:
-        return flow.client, flow.server
-    return flow.server, flow.client
 
 
 @cache

@@ -48,7 +48,6 @@ from parsers.dns import (
     TYPE_PTR,
     TYPE_SRV,
     TYPE_TXT,
-    FactLog,
     Message,
     Name,
     Record,
@@ -56,8 +55,8 @@ from parsers.dns import (
     name_text,
     parse_message,
     reverse_address,
-    sender_of,
 )
+from parsers.factlog import FactLog, sender_of
 from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 

@@ -37,14 +37,13 @@ from parsers.base import DatagramParser, Direction, FlowKey, Malformed, Observat
 from parsers.dns import (
     ADDITIONAL,
     ANSWER,
-    FactLog,
     Message,
     Name,
     Record,
     clean_text,
     parse_message,
-    sender_of,
 )
+from parsers.factlog import FactLog, sender_of
 from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 

@@ -38,7 +38,10 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from parsers.base import DatagramParser, Direction, FlowKey, Malformed, Observation
-from parsers.dns import FactLog, clean_text, sender_of
+from parsers.dns import (
+    clean_text,
+)
+from parsers.factlog import FactLog, sender_of
 from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 

@@ -210,8 +210,11 @@ class PcapngSource:
                     if u32(buf, pos + blen - 4)[0] != blen:
                         raise _Damage(f"corrupt block at byte {base + pos}: trailer length "
                                       "differs from header")
-                    if btype == BT_EPB:
-                        iid, hi, lo, caplen, wirelen = epb(buf, pos + 8)
+                    if btype in (BT_EPB, BT_OPB):  # enhanced, or legacy (with drops)
+                        if btype == BT_EPB:
+                            iid, hi, lo, caplen, wirelen = epb(buf, pos + 8)
+                        else:
+                            iid, _drops, hi, lo, caplen, wirelen = opb(buf, pos + 8)
                         if caplen > blen - 32:
                             raise _Damage(f"corrupt packet block at byte {base + pos}: "
                                           f"caplen {caplen} > block")
@@ -247,22 +250,6 @@ class PcapngSource:
                         self.linktypes.append(ifc.linktype)
                     elif btype == BT_SHB:
                         ifaces = []
-                    elif btype == BT_OPB:
-                        iid, _drops, hi, lo, caplen, wirelen = opb(buf, pos + 8)
-                        if caplen > blen - 32:
-                            raise _Damage(f"corrupt packet block at byte {base + pos}: "
-                                          f"caplen {caplen} > block")
-                        if iid >= len(ifaces):
-                            raise _Damage(f"packet block at byte {base + pos} names interface "
-                                          f"{iid}, section has {len(ifaces)}")
-                        ifc = ifaces[iid]
-                        if ifc.supported:
-                            last_ts = ((hi << 32) | lo) / ifc.units + ifc.offset
-                            yield (last_ts, ifc.linktype, buf[pos + 28 : pos + 28 + caplen],
-                                   wirelen)
-                            yielded += 1
-                        else:
-                            self._skip_unsupported(ifc, iid, yielded)
                     # any other block type: skipped by length
                     pos += blen
                     continue
