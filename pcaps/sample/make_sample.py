@@ -87,6 +87,36 @@ HOSTS = [
 ]
 HOST = {h.name: h for h in HOSTS}
 
+
+@dataclass(frozen=True, eq=False)
+class Net:
+    """One recorded network: namespaces ``<prefix><host>``, the switch ``<prefix>sw`` with a
+    bridge per VLAN and the router ``<prefix>rtr`` with an SVI per VLAN (pcaps/policy reuses
+    the machinery below with its own hosts and prefix)."""
+
+    prefix: str
+    hosts: tuple[Host, ...]
+    vlans: dict[int, str]
+    router_mac: str
+    router_ips: dict[int, str]
+
+    @property
+    def sw(self) -> str:
+        return self.prefix + "sw"
+
+    @property
+    def rtr(self) -> str:
+        return self.prefix + "rtr"
+
+    def ns(self, name: str) -> str:
+        return self.prefix + name
+
+    def namespaces(self) -> list[str]:
+        return [self.sw, self.rtr, *(self.ns(h.name) for h in self.hosts)]
+
+
+NET = Net(PREFIX, tuple(HOSTS), VLANS, ROUTER_MAC, ROUTER_IPS)
+
 HL7_PORT, MWL_PORT, DICOM_PORT = 2575, 11113, 104
 PACS_AE, RIS_AE = "PACS_ARCHIVE", "RIS_MWL"
 GE_CT = ("1.2.840.113619.6.374", "REVO_CT_22")
@@ -408,7 +438,7 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def ns(name: str) -> str:
-    return PREFIX + name
+    return NET.ns(name)
 
 
 def in_ns(namespace: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -416,40 +446,41 @@ def in_ns(namespace: str, *args: str, check: bool = True) -> subprocess.Complete
 
 
 def namespaces() -> list[str]:
-    return [SW, RTR, *(ns(h.name) for h in HOSTS)]
+    return NET.namespaces()
 
 
-def build() -> None:
-    for n in namespaces():
+def build(net: Net = NET) -> None:
+    sw, rtr = net.sw, net.rtr
+    for n in net.namespaces():
         sh("ip", "netns", "add", n)
         # no IPv6 (no RS/MLD/DAD chatter that would differ per run), lo up for local sockets
         in_ns(n, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
               "net.ipv6.conf.default.disable_ipv6=1")
         sh("ip", "-n", n, "link", "set", "lo", "up")
-    for vlan in VLANS:
-        sh("ip", "-n", SW, "link", "add", f"br{vlan}", "type", "bridge", "stp_state", "0")
-        sh("ip", "-n", SW, "link", "set", f"br{vlan}", "up")
-    for vlan in VLANS:  # the router's SVI on each VLAN, one MAC for all (an L3 switch)
+    for vlan in net.vlans:
+        sh("ip", "-n", sw, "link", "add", f"br{vlan}", "type", "bridge", "stp_state", "0")
+        sh("ip", "-n", sw, "link", "set", f"br{vlan}", "up")
+    for vlan in net.vlans:  # the router's SVI on each VLAN, one MAC for all (an L3 switch)
         port, svi = f"rtr-v{vlan}", f"vlan{vlan}"
-        sh("ip", "-n", SW, "link", "add", port, "type", "veth", "peer", "name", svi,
-           "netns", RTR)
-        sh("ip", "-n", SW, "link", "set", port, "master", f"br{vlan}", "up")
-        sh("ip", "-n", RTR, "link", "set", "dev", svi, "address", ROUTER_MAC)
-        sh("ip", "-n", RTR, "addr", "add", f"{ROUTER_IPS[vlan]}/16", "dev", svi)
-        sh("ip", "-n", RTR, "link", "set", svi, "up")
-    in_ns(RTR, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-    for h in HOSTS:
+        sh("ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", svi,
+           "netns", rtr)
+        sh("ip", "-n", sw, "link", "set", port, "master", f"br{vlan}", "up")
+        sh("ip", "-n", rtr, "link", "set", "dev", svi, "address", net.router_mac)
+        sh("ip", "-n", rtr, "addr", "add", f"{net.router_ips[vlan]}/16", "dev", svi)
+        sh("ip", "-n", rtr, "link", "set", svi, "up")
+    in_ns(rtr, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    for h in net.hosts:
         port = f"p-{h.name}"
-        sh("ip", "-n", SW, "link", "add", port, "type", "veth", "peer", "name", "eth0",
-           "netns", ns(h.name))
-        sh("ip", "-n", SW, "link", "set", port, "master", f"br{h.vlan}", "up")
-        sh("ip", "-n", ns(h.name), "link", "set", "dev", "eth0", "address", h.mac)
-        sh("ip", "-n", ns(h.name), "addr", "add", f"{h.ip}/16", "dev", "eth0")
-        sh("ip", "-n", ns(h.name), "link", "set", "eth0", "up")
-        sh("ip", "-n", ns(h.name), "route", "add", "default", "via", ROUTER_IPS[h.vlan])
+        sh("ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0",
+           "netns", net.ns(h.name))
+        sh("ip", "-n", sw, "link", "set", port, "master", f"br{h.vlan}", "up")
+        sh("ip", "-n", net.ns(h.name), "link", "set", "dev", "eth0", "address", h.mac)
+        sh("ip", "-n", net.ns(h.name), "addr", "add", f"{h.ip}/16", "dev", "eth0")
+        sh("ip", "-n", net.ns(h.name), "link", "set", "eth0", "up")
+        sh("ip", "-n", net.ns(h.name), "route", "add", "default", "via", net.router_ips[h.vlan])
 
 
-def teardown(procs: list[subprocess.Popen[bytes]]) -> None:
+def teardown(procs: list[subprocess.Popen[bytes]], net: Net = NET) -> None:
     for p in procs:
         if p.poll() is None:
             p.terminate()
@@ -459,7 +490,7 @@ def teardown(procs: list[subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-    for n in namespaces():
+    for n in net.namespaces():
         sh("ip", "netns", "del", n, check=False)
 
 
@@ -473,22 +504,23 @@ def wait_listen(namespace: str, port: int, udp: bool = False) -> None:
     raise RuntimeError(f"nothing listens on {namespace}:{port}")
 
 
-def start(procs: list[subprocess.Popen[bytes]], host: str, *args: str) -> None:
-    procs.append(subprocess.Popen(["ip", "netns", "exec", ns(host), *args],
+def start(procs: list[subprocess.Popen[bytes]], host: str, *args: str, net: Net = NET) -> None:
+    procs.append(subprocess.Popen(["ip", "netns", "exec", net.ns(host), *args],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
-def peer(host: str, *args: str) -> None:
-    """Run ``make_sample.py peer ...`` inside ``host``'s namespace, to the end."""
-    cmd = ["ip", "netns", "exec", ns(host), sys.executable, str(Path(__file__).resolve()),
+def peer(host: str, *args: str, net: Net = NET, script: str = __file__) -> None:
+    """Run ``make_sample.py peer ...`` (or ``script peer ...``) inside ``host``'s namespace,
+    to the end."""
+    cmd = ["ip", "netns", "exec", net.ns(host), sys.executable, str(Path(script).resolve()),
            "peer", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if done.returncode:
         raise RuntimeError(f"peer {args} in {host} failed: {done.stderr[-2000:]}")
 
 
-def run(host: str, *args: str) -> None:
-    done = subprocess.run(["ip", "netns", "exec", ns(host), *args], capture_output=True,
+def run(host: str, *args: str, net: Net = NET) -> None:
+    done = subprocess.run(["ip", "netns", "exec", net.ns(host), *args], capture_output=True,
                           text=True, timeout=60)
     if done.returncode:
         raise RuntimeError(f"{args[0]} in {host} failed ({done.returncode}): "
@@ -496,6 +528,53 @@ def run(host: str, *args: str) -> None:
 
 
 # ---- the recording ------------------------------------------------------------------------
+def write_worklist(directory: Path) -> None:
+    """The RIS's worklist (a CT and an MR item) as wlmscpfs data files in directory/RIS_MWL."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    mdp = dicom_modules()
+    wl = directory / RIS_AE
+    wl.mkdir(parents=True)
+    (wl / "lockfile").touch()
+    for n, (mod, ae, station) in enumerate((("CT", "CT_REVO_1", "CTSTATION01"),
+                                            ("MR", "MR_VIDA_1", "MRC40123"))):
+        item = worklist_item(21 + n, mod, ae, station)
+        item.file_meta = FileMetaDataset()
+        item.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        item.file_meta.MediaStorageSOPClassUID = "1.2.276.0.7230010.3.1.0.1"
+        item.file_meta.MediaStorageSOPInstanceUID = mdp.uid(600100 + n)
+        item.save_as(wl / f"item{n}.wl", enforce_file_format=True)
+
+
+Dump = tuple[int, Path, "subprocess.Popen[bytes]"]
+
+
+def start_mirror(tmp: Path, net: Net = NET) -> list[Dump]:
+    """The mirror: one tcpdump per VLAN bridge, writing tmp/vlanNN.pcap."""
+    dumps = []
+    for vlan in net.vlans:
+        path = tmp / f"vlan{vlan}.pcap"
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", net.sw, "tcpdump", "-i", f"br{vlan}", "--immediate-mode",
+             "-U", "-n", "-s", "0", "--time-stamp-precision=nano", "-w", str(path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert p.stderr is not None
+        line = p.stderr.readline().decode()
+        if "listening" not in line:
+            raise RuntimeError(f"tcpdump on br{vlan} did not start: {line!r}")
+        dumps.append((vlan, path, p))
+    time.sleep(0.5)  # "listening" is printed just before the socket is live
+    return dumps
+
+
+def stop_mirror(dumps: list[Dump]) -> None:
+    for _vlan, _path, p in dumps:
+        p.send_signal(signal.SIGINT)
+    for _vlan, _path, p in dumps:
+        p.wait(timeout=10)
+
+
 def record(out: Path, keep_raw: bool) -> dict[int, int]:
     mdp = dicom_modules()
     py, me = sys.executable, str(Path(__file__).resolve())
@@ -505,20 +584,7 @@ def record(out: Path, keep_raw: bool) -> dict[int, int]:
         teardown([])  # leftovers of an interrupted run
         build()
         # -- servers
-        wl = tmp / "wlist" / RIS_AE
-        wl.mkdir(parents=True)
-        (wl / "lockfile").touch()
-        from pydicom.dataset import FileMetaDataset
-        from pydicom.uid import ExplicitVRLittleEndian
-
-        for n, (mod, ae, station) in enumerate((("CT", "CT_REVO_1", "CTSTATION01"),
-                                                ("MR", "MR_VIDA_1", "MRC40123"))):
-            item = worklist_item(21 + n, mod, ae, station)
-            item.file_meta = FileMetaDataset()
-            item.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            item.file_meta.MediaStorageSOPClassUID = "1.2.276.0.7230010.3.1.0.1"
-            item.file_meta.MediaStorageSOPInstanceUID = mdp.uid(600100 + n)
-            item.save_as(wl / f"item{n}.wl", enforce_file_format=True)
+        write_worklist(tmp / "wlist")
         mr_files = [str(mdp.as_file(mdp.image("MR", 5200 + i), tmp / f"mr{i}.dcm"))
                     for i in range(2)]
         # -dhl: no reverse lookups of callers (they would go to the host's resolver)
@@ -537,19 +603,7 @@ def record(out: Path, keep_raw: bool) -> dict[int, int]:
         wait_listen(RTR, 80)
         wait_listen(RTR, 53, udp=True)
         # -- the mirror: one tcpdump per VLAN bridge
-        dumps = []
-        for vlan in VLANS:
-            path = tmp / f"vlan{vlan}.pcap"
-            p = subprocess.Popen(
-                ["ip", "netns", "exec", SW, "tcpdump", "-i", f"br{vlan}", "--immediate-mode",
-                 "-U", "-n", "-s", "0", "--time-stamp-precision=nano", "-w", str(path)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            assert p.stderr is not None
-            line = p.stderr.readline().decode()
-            if "listening" not in line:
-                raise RuntimeError(f"tcpdump on br{vlan} did not start: {line!r}")
-            dumps.append((vlan, path, p))
-        time.sleep(0.5)  # "listening" is printed just before the socket is live
+        dumps = start_mirror(tmp)
         # -- the morning's traffic
         peer("laptop", "ping", HOST["laptop"].ip, ROUTER_IPS[99], "4711")
         peer("his", "ping", HOST["his"].ip, HOST["piic"].ip, "4712")
@@ -571,10 +625,7 @@ def record(out: Path, keep_raw: bool) -> dict[int, int]:
         run("laptop", "/usr/bin/echoscu", "-aet", "LAPTOP-GUEST", "-aec", PACS_AE,
             HOST["pacs"].ip, str(DICOM_PORT))
         time.sleep(0.5)  # last FIN/ACKs
-        for _vlan, _path, p in dumps:
-            p.send_signal(signal.SIGINT)
-        for _vlan, _path, p in dumps:
-            p.wait(timeout=10)
+        stop_mirror(dumps)
         per_vlan = write_mirror(out, [(vlan, path) for vlan, path, _p in dumps])
         if keep_raw:
             for _vlan, path, _p in dumps:
@@ -616,18 +667,20 @@ def _block(kind: int, body: bytes) -> bytes:
     return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
 
 
-def write_mirror(out: Path, captures: list[tuple[int, Path]]) -> dict[int, int]:
+def write_mirror(out: Path, captures: list[tuple[int, Path]], comment: str | None = None,
+                 writer: str = "medtap pcaps/sample/make_sample.py") -> dict[int, int]:
     """Write the mirror pcapng; returns the number of frames per VLAN."""
     merged = []
     for order, (vlan, path) in enumerate(captures):
         for ts, frame, _wire in read_pcap_ns(path):
             merged.append((ts, order, tag(frame, vlan)))
     merged.sort(key=lambda r: (r[0], r[1]))
-    comment = ("medtap sample hospital: real peers in network namespaces, VLANs "
-               + ", ".join(f"{v} {n}" for v, n in VLANS.items())
-               + "; see pcaps/sample/README.md").encode()
+    if comment is None:
+        comment = ("medtap sample hospital: real peers in network namespaces, VLANs "
+                   + ", ".join(f"{v} {n}" for v, n in VLANS.items())
+                   + "; see pcaps/sample/README.md")
     shb = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
-                 + _option(1, comment) + _option(4, b"medtap pcaps/sample/make_sample.py")
+                 + _option(1, comment.encode()) + _option(4, writer.encode())
                  + _option(0, b""))
     idb = _block(1, struct.pack("<HHI", 1, 0, 262144) + _option(2, b"mirror0")
                  + _option(3, b"SPAN of core switch, VLANs 10/20/30/99 tagged")
