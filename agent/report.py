@@ -12,10 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +25,10 @@ from agent.conversations import Conversation
 from agent.decode import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 from agent.endpoints import ip_text
 from agent.pipeline import Results
+
+if TYPE_CHECKING:
+    from agent.policy.tracker import Violation
+    from collector.policy import Policy
 
 TRANSPORTS = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp", PROTO_ICMPV6: "icmpv6"}
 CSV_COLUMNS = (
@@ -66,13 +71,19 @@ def version() -> str:
         return "0+unknown"
 
 
-def build_report(results: Results, inputs: list[InputResult]) -> dict[str, Any]:
+def build_report(
+    results: Results,
+    inputs: list[InputResult],
+    policy: Policy | None = None,
+    on_new_violation: Callable[[Violation], None] | None = None,
+) -> dict[str, Any]:
+    """The report; with ``policy``, also violations and zones (``agent.policy.apply``)."""
     devices = []
     for dev in results.devices:
         row = dev.as_dict()
         row["first_seen"], row["last_seen"] = iso(dev.first_seen), iso(dev.last_seen)
         devices.append(row)
-    return {
+    report: dict[str, Any] = {
         "medtap_version": version(),
         "inputs": [vars(i) for i in inputs],
         "devices": devices,
@@ -86,6 +97,11 @@ def build_report(results: Results, inputs: list[InputResult]) -> dict[str, Any]:
         ],
         "stats": results.stats,
     }
+    if policy is not None:
+        from agent.policy.apply import apply_policy
+
+        apply_policy(report, policy, results.devices, results.conversations, on_new_violation)
+    return report
 
 
 def flow_summary(conversations: list[Conversation]) -> dict[str, Any]:
@@ -143,6 +159,32 @@ def render_csv(report: dict[str, Any]) -> str:
     return out.getvalue()
 
 
+def render_violations(report: dict[str, Any], console: Console) -> None:
+    violations = report["violations"]
+    if not violations:
+        console.print(f"No segmentation violations ({report['stats']['policy']['source']}).")
+        return
+    table = Table(title="Violations", title_justify="left")
+    for col in ("severity", "rule", "client → server", "service", "zones", "flows"):
+        table.add_column(col, overflow="fold")
+    for v in violations:
+        c, s = v["client"], v["server"]
+        table.add_row(
+            v["severity"],
+            v["rule"],
+            f"{_who(c)} → {_who(s)}",
+            v["service"] + (f" ({v['app']})" if v["app"] else ""),
+            f"{c['zone']} → {s['zone']}",
+            str(v["flows"]),
+        )
+    console.print(table)
+
+
+def _who(endpoint: dict[str, Any]) -> str:
+    kind = endpoint["device_type"]
+    return endpoint["ip"] if kind == "unknown" else f"{endpoint['ip']} ({kind})"
+
+
 def render_table(report: dict[str, Any], console: Console) -> None:
     groups = Table(title="Inventory", title_justify="left")
     for col in ("group", "category", "software versions", "VLANs"):
@@ -173,6 +215,8 @@ def render_table(report: dict[str, Any], console: Console) -> None:
             str(len(d["evidence"])),
         )
     console.print(devices)
+    if "policy" in report["stats"]:
+        render_violations(report, console)
 
     s, f = report["stats"], report["flows"]
     malformed = sum(s["malformed"].values())

@@ -6,7 +6,7 @@ stack. ``open_sink(spec)`` turns one ``--alert`` spec into a ``Sink``; ``emit(vi
 delivers one violation record (docs/report-format.md, "Violation"; a mapping, a pydantic
 model or a dataclass); ``close()`` at the end.
 
-Specs (docs/policy-sinks-and-learn.md):
+Specs (docs/policy.md, "Alert sinks"):
 
 * ``jsonl:/path/file.jsonl`` -- append one JSON object per line (``jsonl+fsync:`` also fsyncs)
 * ``syslog+udp://host[:port][?facility=local0]`` -- RFC 5424 over UDP (RFC 5426)
