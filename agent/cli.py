@@ -12,7 +12,7 @@ import logging
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,11 +25,14 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from agent import cli_uplink
 from agent.capture import CaptureError, PacketSource
 from agent.capture.files import open_capture
 from agent.flows import MAX_FLOWS
 from agent.pipeline import Analyzer
+from agent.policy.tracker import Violation
 from agent.report import InputResult, build_report, render_csv, render_json, render_table
+from collector.policy import Policy, PolicyError, load_policy
 
 app = typer.Typer(
     name="medtap",
@@ -75,11 +78,88 @@ def analyze(
     core_only: Annotated[
         bool, typer.Option("--core-only", help="decode, flows and endpoints only; no parsers")
     ] = False,
+    policy_file: Annotated[
+        Path | None,
+        typer.Option("--policy", help="segmentation policy (YAML, docs/policy.md)"),
+    ] = None,
+    fail_on_violation: Annotated[
+        bool,
+        typer.Option("--fail-on-violation", help="exit 3 when the policy finds violations"),
+    ] = False,
+    alert: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--alert",
+            help="send each new violation to SPEC (jsonl:FILE, syslog+udp://, https://...)",
+        ),
+    ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
+    upload: cli_uplink.UploadOpt = None,
+    token: cli_uplink.TokenOpt = None,
+    sensor_name: cli_uplink.SensorNameOpt = None,
+    ca_file: cli_uplink.CaFileOpt = None,
+    insecure_http: cli_uplink.InsecureHttpOpt = False,
+    spool: cli_uplink.SpoolOpt = None,
+    spool_max_mb: cli_uplink.SpoolMaxOpt = cli_uplink.DEFAULT_SPOOL_MB,
+    upload_deadline: cli_uplink.DeadlineOpt = cli_uplink.DEFAULT_DEADLINE,
 ) -> None:
-    """Analyse capture files offline: inventory, flows and statistics."""
+    """Analyse capture files offline: inventory, flows, statistics and policy violations."""
     _setup_logging(verbose)
-    analyzer = Analyzer(max_flows=max_flows, core_only=core_only)
+    policy = _load_policy(policy_file, fail_on_violation, alert or [])
+    uploader = cli_uplink.prepare(  # checked before the analysis: exit 2 on a bad URL or token
+        upload, token, sensor_name, ca_file, insecure_http, spool, spool_max_mb, upload_deadline
+    )
+    sinks = _open_sinks(alert or [])
+    try:
+        found = _analyze(
+            files, output_format, output, progress, max_flows, core_only, policy, sinks, uploader
+        )
+        if fail_on_violation and found:
+            raise typer.Exit(3)
+    finally:
+        for sink in sinks:
+            sink.close()
+
+
+def _load_policy(path: Path | None, fail_on_violation: bool, alerts: list[str]) -> Policy | None:
+    """The policy, or exit 2 with a one-line error before anything is read."""
+    if path is None:
+        if fail_on_violation or alerts:
+            option = "--fail-on-violation" if fail_on_violation else "--alert"
+            _fail(f"{option} needs --policy")
+            raise typer.Exit(2)
+        return None
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+
+
+def _open_sinks(specs: list[str]) -> list[Any]:
+    """One alert sink per ``--alert`` spec (``collector.sinks``); a bad spec exits 2."""
+    if not specs:
+        return []
+    try:
+        from collector.sinks import open_sink
+    except ImportError as exc:
+        _fail(f"--alert: alert sinks are not available ({exc})")
+        raise typer.Exit(2) from None
+    sinks: list[Any] = []
+    for spec in specs:
+        try:
+            sinks.append(open_sink(spec))
+        except ValueError as exc:
+            for sink in sinks:
+                sink.close()
+            _fail(f"--alert {spec}: {exc}")
+            raise typer.Exit(2) from None
+    return sinks
+
+
+def read_captures(files: list[Path], analyzer: Analyzer, progress: bool) -> list[InputResult]:
+    """Run every file through ``analyzer`` (progress bar on a terminal); a file that fails
+    gets a one-line error and its ``InputResult`` says so. Shared with ``medtap policy``."""
     sources: list[tuple[Path, PacketSource | None, InputResult]] = []
     for path in files:
         result = InputResult(path=str(path), status="ok")
@@ -127,15 +207,42 @@ def analyze(
             done += source.size or 0
             bar.update(task, completed=done)
 
-    inputs = [r for _, _, r in sources]
+    return [r for _, _, r in sources]
+
+
+def _analyze(
+    files: list[Path],
+    output_format: OutputFormat,
+    output: Path | None,
+    progress: bool,
+    max_flows: int,
+    core_only: bool,
+    policy: Policy | None,
+    sinks: list[Any],
+    uploader: cli_uplink.Uploader | None = None,
+) -> bool:
+    """Read, report; exits 1 when an input failed. True when violations were found."""
+    analyzer = Analyzer(max_flows=max_flows, core_only=core_only)
+    inputs = read_captures(files, analyzer, progress)
     if all(r.status != "ok" for r in inputs) and not analyzer.packets:
         raise typer.Exit(1)
-    report = build_report(analyzer.finish(), inputs)
+
+    # Offline, device types are final only at the end: collect each new violation once and
+    # send it after the report is built, with final types and counts.
+    new: list[Violation] = []
+    report = build_report(analyzer.finish(), inputs, policy, new.append if sinks else None)
+    for violation in new:
+        record = violation.to_dict()
+        for sink in sinks:
+            sink.emit(record)
     _write(report, output_format, output)
+    if uploader is not None:
+        uploader.upload(report)  # exit 4 when batches stay spooled
     failed = [r.path for r in inputs if r.status != "ok"]
     if failed:
         _fail(f"{len(failed)} of {len(inputs)} inputs failed: {', '.join(failed)}")
         raise typer.Exit(1)
+    return bool(report["violations"])
 
 
 def _write(report: dict, output_format: OutputFormat, output: Path | None) -> None:  # type: ignore[type-arg]
@@ -225,6 +332,17 @@ def version() -> None:
     from agent.report import version as medtap_version
 
     typer.echo(medtap_version())
+
+
+app.add_typer(cli_uplink.uplink_app, name="uplink")
+
+from collector.cli import collector_app  # noqa: E402  (heavy imports stay inside its commands)
+
+app.add_typer(collector_app, name="collector")
+
+from agent.cli_policy import policy_app  # noqa: E402  (imports agent.cli inside its commands)
+
+app.add_typer(policy_app, name="policy")
 
 
 def main() -> None:

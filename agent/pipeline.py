@@ -23,7 +23,7 @@ from agent.conversations import ConversationTable
 from agent.decode import TCP_ACK, TCP_SYN, Decoder, PacketMeta
 from agent.endpoints import EndpointTable, ip_text, mac_text
 from agent.evidence import Evidence, EvidenceStore
-from agent.fastlane import fast_lane
+from agent.fastcore import attach_lane, fast_lane
 from agent.flows import MAX_FLOWS, Flow, FlowTable
 from agent.inventory import Device, build_devices, build_groups
 from parsers.base import L2Frame, TcpSyn
@@ -78,6 +78,10 @@ class Analyzer:
         update = self.flows.update
         on_packet = self.appdetect.on_packet
         fast = fast_lane(self.flows) if self.use_fast_lane else None
+        # A C pcap reader runs the lane (and the ticks) itself: only other frames come here.
+        reader = attach_lane(frames, fast, tick, TICK_EVERY)
+        if reader is not None:
+            fast = tick = None
         ethernet = linktypes.ETHERNET
         packets = nbytes = 0
         try:
@@ -101,6 +105,10 @@ class Analyzer:
                 else:
                     self._layer2(meta)
         finally:
+            if reader is not None:
+                lane_packets, lane_bytes = reader.detach()
+                packets += lane_packets
+                nbytes += lane_bytes
             self.packets += packets
             self.bytes += nbytes
         return packets

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from agent.capture import CaptureError, RawFrame
 from agent.capture import linktypes as lt
+from agent.fastcore import pcap_walker
 
 CHUNK_SIZE = 256 * 1024  # bytes per read; measured: 256 KiB walks ~1.5x faster than 4 MiB (cache)
 MAX_CAPLEN = 256 * 1024  # larger than any snaplen libpcap writes (262144): a corrupt header
 GLOBAL_HEADER_LEN = 24
 RECORD_HEADER_LEN = 16
+
+_Refill = Callable[[bytes, int, int], "tuple[bytes, int] | None"]
 
 # magic as read little-endian -> (byte order prefix, timestamp fraction scale, name)
 MAGICS: dict[bytes, tuple[str, int, str]] = {
@@ -141,35 +144,61 @@ class PcapFileSource:
         self._progress.raw.close()
 
     def frames(self) -> Iterator[RawFrame]:
+        """Frames in file order: the C record walker when built (``agent.fastcore``), else
+        the Python loop below. Both stop at the same place and hand I/O and damage to
+        ``_refill``, so the damage policy exists once."""
         if self._started:
             raise CaptureError(f"{self.name}: frames() can be iterated only once")
         self._started = True
+        buf = self._head
+        self._head = b""
+        refill = self._refill_fn()
+        walker = pcap_walker(
+            buf, GLOBAL_HEADER_LEN, self._order == ">", float(self._scale), self.linktype,
+            MAX_CAPLEN, refill,
+        )
+        if walker is not None:
+            return walker
+        return self._walk(buf, GLOBAL_HEADER_LEN, refill)
+
+    def _walk(self, buf: bytes, pos: int, refill: _Refill) -> Iterator[RawFrame]:
         # Hot path: ~1M records per second budget. Locals only, one unpack_from per record.
-        name = self.name
-        warnings = self.warnings
-        stream = self._stream
-        progress = self._progress
         unpack = struct.Struct(self._order + "IIII").unpack_from
         scale = float(self._scale)
         linktype = self.linktype
         maxcap = MAX_CAPLEN
-        buf = self._head
-        self._head = b""
-        pos = GLOBAL_HEADER_LEN
-        base = 0  # file offset (decompressed) of buf[0]
         count = 0
-        eof = False
         while True:
             n = len(buf)
             while pos + 16 <= n:
                 sec, frac, caplen, wirelen = unpack(buf, pos)
                 end = pos + 16 + caplen
                 if end > n or caplen > maxcap:
-                    break  # record continues in the next chunk, or is corrupt (below)
+                    break  # record continues in the next chunk, or is corrupt (_refill)
                 yield (sec + frac / scale, linktype, buf[pos + 16 : end], wirelen)
                 pos = end
                 count += 1
-            # record at pos incomplete in buf (or corrupt)
+            more = refill(buf, pos, count)
+            if more is None:
+                return
+            buf, pos = more
+
+    def _refill_fn(self) -> _Refill:
+        """``refill(buf, pos, count)``: called when ``buf`` holds no complete record at
+        ``pos``. Returns the next ``(buf, pos)``, or None at the end (file closed, damage
+        reported: a corrupt header raises before any frame and warns after; a truncated
+        last record warns). ``count`` is the number of records read so far."""
+        name = self.name
+        warnings = self.warnings
+        stream = self._stream
+        progress = self._progress
+        unpack = struct.Struct(self._order + "IIII").unpack_from
+        maxcap = MAX_CAPLEN
+        base = 0  # file offset (decompressed) of buf[0]
+
+        def refill(buf: bytes, pos: int, count: int) -> tuple[bytes, int] | None:
+            nonlocal base
+            n = len(buf)
             if n - pos >= 16:
                 caplen = unpack(buf, pos)[2]
                 if caplen > maxcap:
@@ -181,29 +210,27 @@ class PcapFileSource:
                         raise CaptureError(f"{name}: {msg}")
                     warnings.append(f"{msg}; stopped after {count} frames")
                     self.close()
-                    return
-            if eof:
-                break
+                    return None
             chunk = b"" if stream_dead(stream) else read_chunk(stream, CHUNK_SIZE, name, warnings)
             progress.update()
-            if not chunk:
-                eof = True
-                continue
-            base += pos
-            buf = buf[pos:] + chunk
-            pos = 0
-        self.close()
-        left = len(buf) - pos
-        if left:
-            if left < 16:
-                warnings.append(
-                    f"truncated record header at byte {base + pos}: {left} of 16 bytes"
-                )
-            else:
-                caplen = unpack(buf, pos)[2]
-                warnings.append(
-                    f"truncated record at byte {base + pos}: {left} of {16 + caplen} bytes"
-                )
+            if chunk:
+                base += pos
+                return buf[pos:] + chunk, 0
+            self.close()  # end of file
+            left = n - pos
+            if left:
+                if left < 16:
+                    warnings.append(
+                        f"truncated record header at byte {base + pos}: {left} of 16 bytes"
+                    )
+                else:
+                    caplen = unpack(buf, pos)[2]
+                    warnings.append(
+                        f"truncated record at byte {base + pos}: {left} of {16 + caplen} bytes"
+                    )
+            return None
+
+        return refill
 
 
 def unsupported_linktype(linktype: int) -> str:
