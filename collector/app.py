@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from collector.alerts import AlertDispatcher
 from collector.api import (
     audit,
     devices,
@@ -38,7 +39,7 @@ from collector.auth import LoginLimiter
 from collector.db import make_engine, make_sessionmaker
 from collector.migrate import check_schema
 from collector.schema import Batch
-from collector.settings import Settings
+from collector.settings import Settings, SettingsError
 from collector.web.routes import router as web_router
 
 log = logging.getLogger(__name__)
@@ -139,9 +140,15 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     engine = engine or make_engine(settings.database_url)
     check_schema(engine)
 
+    try:
+        alerts = AlertDispatcher(settings.alert_sinks)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        alerts.close()
         engine.dispose()
 
     app = FastAPI(
@@ -153,6 +160,7 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.alerts = alerts
     app.state.login_limiter = LoginLimiter(window_seconds=settings.login_window_seconds)
     for module in (login, ingest, devices, inventory, flows, violations, sensors, users, policy):
         app.include_router(module.router, prefix=API_PREFIX)

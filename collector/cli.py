@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -85,6 +86,11 @@ def serve(
     forwarded_allow_ips: Annotated[
         str | None, typer.Option(help="proxies trusted for X-Forwarded-For (uvicorn)")
     ] = None,
+    alert: Annotated[
+        list[str] | None,
+        typer.Option(help="send new violations here (syslog+udp://, syslog+tcp://, https://, "
+                     "jsonl:PATH); repeatable; adds to MEDTAP_ALERT_SINKS"),
+    ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0,
 ) -> None:
     """Run the collector API (uvicorn). The database must be migrated first."""
@@ -92,6 +98,7 @@ def serve(
 
     from collector.app import create_app
     from collector.migrate import SchemaError
+    from collector.settings import SettingsError
 
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -106,9 +113,11 @@ def serve(
     if tls_cert is None and not _is_loopback(host):
         log.warning("serving without TLS on %s: tokens and passwords cross the network", host)
     settings = _settings(database)
+    if alert:
+        settings = replace(settings, alert_sinks=(*settings.alert_sinks, *alert))
     try:
         app = create_app(settings)
-    except SchemaError as exc:
+    except (SchemaError, SettingsError) as exc:
         raise _fail(str(exc), 2) from None
     uvicorn.run(
         app,

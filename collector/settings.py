@@ -37,6 +37,9 @@ class Settings:
     # Collector-side cap on stored evidence rows per device (a sensor may send new
     # (kind, value, source) triples for months; the first ones are kept and counted).
     max_evidence_per_device: int = 2000
+    # Where new violations are sent (collector/sinks.py specs: syslog+udp://, syslog+tcp://,
+    # http(s)://, jsonl:); from MEDTAP_ALERT_SINKS, separated by whitespace, or --alert.
+    alert_sinks: tuple[str, ...] = ()
 
     def with_database(self, url: str | None) -> Settings:
         return self if not url else replace(self, database_url=url)
@@ -62,6 +65,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "sensor_late_seconds": ("MEDTAP_SENSOR_LATE_SECONDS", int),
     "sensor_silent_seconds": ("MEDTAP_SENSOR_SILENT_SECONDS", int),
     "max_evidence_per_device": ("MEDTAP_MAX_EVIDENCE_PER_DEVICE", int),
+    "alert_sinks": ("MEDTAP_ALERT_SINKS", tuple),
 }
 
 
@@ -72,6 +76,9 @@ def settings_from_env(environ: dict[str, str] | None = None) -> Settings:
     for field, (var, kind) in _ENV.items():
         raw = env.get(var)
         if raw is None or raw == "":
+            continue
+        if kind is tuple:
+            values[field] = tuple(raw.split())
             continue
         try:
             values[field] = kind(raw)

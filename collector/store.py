@@ -285,8 +285,12 @@ def ingest_batch(
     sensor_id: int,
     batch: Batch,
     max_evidence_per_device: int = 2000,
+    new_violations: list[ViolationReport] | None = None,
 ) -> IngestResult:
-    """Merge ``batch`` from sensor ``sensor_id`` and commit, or answer "duplicate"."""
+    """Merge ``batch`` from sensor ``sensor_id`` and commit, or answer "duplicate".
+
+    ``new_violations``, when given, receives the batch's violations whose key the store had
+    never seen (for alerts); it is filled only when the batch was stored."""
     begin_write(session)
     conn = session.connection()
     now = utcnow()
@@ -311,12 +315,14 @@ def ingest_batch(
             conn, sensor_id=sensor_id, reports=batch.devices, now=now, cap=max_evidence_per_device
         )
         _merge_flows(conn, batch.flows)
-        _merge_violations(conn, batch.violations, now=now)
+        fresh = _merge_violations(conn, batch.violations, now=now)
         _record_sensor(conn, sensor_id=sensor_id, batch=batch, now=now)
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    if new_violations is not None:
+        new_violations.extend(fresh)
     log.info(
         "batch stored: sensor_id=%d devices=%d flows=%d violations=%d evidence_dropped=%d",
         sensor_id,
@@ -657,10 +663,13 @@ def _merge_flows(conn: Connection, flows: Iterable[FlowReport]) -> None:
 
 def _merge_violations(
     conn: Connection, violations: Iterable[ViolationReport], *, now: datetime
-) -> None:
+) -> list[ViolationReport]:
+    """Upsert by (rule, client, server, service); returns the violations with a new key."""
     merged: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    first_of: dict[tuple[str, str, str, str], ViolationReport] = {}
     for v in violations:
         key = (v.rule, v.client.ip, v.server.ip, v.service)
+        first_of.setdefault(key, v)
         row = merged.get(key)
         if row is not None:
             row["flows"] += v.flows
@@ -713,7 +722,8 @@ def _merge_violations(
         "reported_at",
     )
     if not rows:
-        return
+        return []
+    known = _known_violation_keys(conn, list(merged))
     stmt = ins(VIOLATION)
     new = stmt.excluded
     set_: dict[str, Any] = {a: VIOLATION.c[a] + new[a] for a in ("flows", "packets", "bytes")}
@@ -726,6 +736,23 @@ def _merge_violations(
         ),
         rows,
     )
+    return [v for key, v in first_of.items() if key not in known]
+
+
+def _known_violation_keys(
+    conn: Connection, keys: list[tuple[str, str, str, str]]
+) -> set[tuple[str, str, str, str]]:
+    """Which of ``keys`` are stored already (read inside the ingest transaction)."""
+    cols = (VIOLATION.c.rule, VIOLATION.c.client_ip, VIOLATION.c.server_ip, VIOLATION.c.service)
+    known: set[tuple[str, str, str, str]] = set()
+    for part in chunks(keys):
+        rules = {k[0] for k in part}
+        clients = {k[1] for k in part}
+        result = conn.execute(
+            select(*cols).where(VIOLATION.c.rule.in_(rules), VIOLATION.c.client_ip.in_(clients))
+        )
+        known.update((r, c, s, v) for r, c, s, v in result)
+    return known
 
 
 def _record_sensor(conn: Connection, *, sensor_id: int, batch: Batch, now: datetime) -> None:

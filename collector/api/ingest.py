@@ -16,8 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import ValidationError
 
+from collector.alerts import AlertDispatcher
 from collector.api.deps import SensorDep, SessionDep, SettingsDep
-from collector.schema import Batch, IngestResult
+from collector.schema import Batch, IngestResult, ViolationReport
 from collector.store import ingest_batch
 
 router = APIRouter(tags=["ingest"])
@@ -113,9 +114,15 @@ def ingest(
     assert principal.sensor_id is not None  # require_sensor guarantees it
     wire, decoded = request.state.body_sizes
     log.info("batch received: %d bytes on the wire, %d decoded", wire, decoded)
-    return ingest_batch(
+    fresh: list[ViolationReport] = []
+    result = ingest_batch(
         session,
         sensor_id=principal.sensor_id,
         batch=batch,
         max_evidence_per_device=settings.max_evidence_per_device,
+        new_violations=fresh,
     )
+    if fresh:
+        alerts: AlertDispatcher = request.app.state.alerts
+        alerts.submit([v.model_dump(mode="json") for v in fresh])
+    return result
