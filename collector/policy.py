@@ -32,10 +32,12 @@ POLICY_VERSION = 1
 EXTERNAL = "external"  # the implicit zone of every address in no zone
 DEFAULT_RULE = "default"  # the rule name a default-action violation reports
 ACTIONS = ("allow", "deny")
+REQUIREMENTS = ("tls",)  # what ``require`` on an allow rule can ask of the flows it allows
 SEVERITIES = ("low", "medium", "high", "critical")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 Action = Literal["allow", "deny"]
+Requirement = Literal["tls"]
 Severity = Literal["low", "medium", "high", "critical"]
 DEFAULT_SEVERITY: Severity = "high"  # default deny, and deny rules without their own severity
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -156,13 +158,20 @@ class Rule:
     dest: EndpointMatch  # ``to``
     services: tuple[Service, ...]  # empty: any service
     action: Action
-    severity: Severity | None  # None for allow rules
+    severity: Severity | None  # None for allow rules without ``require``
     description: str | None = None
     line: int | None = field(default=None, compare=False)
+    # "tls": the rule allows a flow only encrypted; a cleartext one breaks it (docs/policy.md)
+    require: Requirement | None = None
 
     @property
     def needs_device_type(self) -> bool:
         return bool(self.source.device_types or self.dest.device_types)
+
+    @property
+    def may_report(self) -> bool:
+        """Can a flow this rule matches become a violation (deny, or allow with require)?"""
+        return self.action == "deny" or self.require is not None
 
     def matches_service(self, transport: str, port: int | None) -> bool:
         return not self.services or any(s.matches(transport, port) for s in self.services)
@@ -175,6 +184,8 @@ class Rule:
         if self.services:
             out["services"] = [s.name for s in self.services]
         out["action"] = self.action
+        if self.require is not None:
+            out["require"] = self.require
         if self.severity is not None:
             out["severity"] = self.severity
         return out
@@ -315,7 +326,7 @@ class _AliasError(Exception):
 
 ZONE_KEYS = ("vlans", "cidrs", "description")
 TOP_KEYS = ("version", "description", "zones", "default", "default_severity", "rules")
-RULE_KEYS = ("name", "description", "from", "to", "services", "action", "severity")
+RULE_KEYS = ("name", "description", "from", "to", "services", "action", "require", "severity")
 MATCH_KEYS = ("zone", "hosts", "device_type")
 
 
@@ -560,14 +571,25 @@ class _Parser:
         if "action" not in fields:
             self.fail(node, f"{where}.action", "missing: allow or deny")
         action = self.choice(fields["action"], f"{where}.action", ACTIONS)
+        require: str | None = None
+        if "require" in fields:
+            require = self.choice(fields["require"], f"{where}.require", REQUIREMENTS)
+            if action == "deny":
+                self.fail(
+                    fields["require"],
+                    f"{where}.require",
+                    "only allow rules have a requirement (a denied flow is a violation anyway)",
+                )
         rule_severity: str | None = None
         if "severity" in fields:
             rule_severity = self.choice(fields["severity"], f"{where}.severity", SEVERITIES)
-            if action == "allow":
+            if action == "allow" and require is None:
                 self.fail(
-                    fields["severity"], f"{where}.severity", "only deny rules have a severity"
+                    fields["severity"],
+                    f"{where}.severity",
+                    "only deny rules and rules with 'require' have a severity",
                 )
-        elif action == "deny":
+        elif action == "deny" or require is not None:
             rule_severity = severity
         description = None
         if "description" in fields and not _is_null(fields["description"]):
@@ -581,6 +603,7 @@ class _Parser:
             severity=rule_severity,  # type: ignore[arg-type]
             description=description,
             line=_line(node),
+            require=require,  # type: ignore[arg-type]
         )
 
     def match(self, node: Node | None, where: str, zones: dict[str, Zone]) -> EndpointMatch:

@@ -95,7 +95,7 @@ def export_csv(_: ReaderDep, session: SessionDep) -> Response:
         cells = row.model_dump(mode="json")
         writer.writerow(
             [
-                _cell(
+                csv_cell(
                     ";".join(str(v) for v in cells[c]) if isinstance(cells[c], list) else cells[c]
                 )
                 for c in CSV_COLUMNS
@@ -108,6 +108,6 @@ def export_csv(_: ReaderDep, session: SessionDep) -> Response:
     )
 
 
-def _cell(value: object) -> str:
+def csv_cell(value: object) -> str:
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_START) else text

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 
 from collector.api.deps import AdminDep, ReaderDep, SessionDep
 from collector.api.devices import Limit, Skip
@@ -25,6 +25,10 @@ from collector.models import Acknowledgement, Violation, utcnow
 
 router = APIRouter(prefix="/violations", tags=["violations"])
 Severity = Annotated[str | None, Query(pattern="^(low|medium|high|critical)$")]
+# Worst first: a critical pump-to-internet flow must not sink below a recent low one.
+SEVERITY_RANK = case(
+    {"critical": 0, "high": 1, "medium": 2, "low": 3}, value=Violation.severity, else_=4
+)
 
 
 @router.get("", response_model=ViolationsPublic)
@@ -40,7 +44,7 @@ def list_violations(
     skip: Skip = 0,
     limit: Limit = 100,
 ) -> ViolationsPublic:
-    """Violations, most recently seen first."""
+    """Violations, worst severity first, then most recently seen."""
     query = select(Violation)
     if rule is not None:
         query = query.where(Violation.rule == rule)
@@ -56,9 +60,8 @@ def list_violations(
     if seen_since is not None:
         query = query.where(Violation.last_seen >= seen_since)
     count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.order_by(Violation.last_seen.desc(), Violation.id).offset(skip).limit(limit)
-    )
+    order = (SEVERITY_RANK, Violation.last_seen.desc(), Violation.id)
+    rows = session.scalars(query.order_by(*order).offset(skip).limit(limit))
     return ViolationsPublic(data=[violation_public(v) for v in rows], count=count)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collector.api.deps import SessionDep
-from collector.api.inventory import _cell as csv_cell
+from collector.api.inventory import csv_cell
 from collector.api.schemas import ViolationPublic
 from collector.api.violations import violation_public
 from collector.models import Violation, utcnow
