@@ -10,6 +10,10 @@ inside one zone is allowed and traffic between zones gets the policy's default.
 A rule condition on a device type that is not known yet makes the verdict *pending* when
 the answer could change what is reported; ``final=True`` (end of capture, or a pending
 flow that waited too long) reads an unknown type as "not that type".
+
+An allow rule with ``require: tls`` allows a flow only over TLS: its verdict is ``allow``
+with ``requires`` set, and the tracker decides on the flow's detected application
+(``tls_breach``) whether the flow kept the requirement.
 """
 
 from __future__ import annotations
@@ -51,12 +55,39 @@ class EndpointFacts:
 class Verdict:
     outcome: Outcome
     rule: Rule | None = None  # None: the default action or the same-zone allowance
-    severity: Severity | None = None  # deny only
+    severity: Severity | None = None  # deny, and allow with a requirement (if it is broken)
     reason: str = ""
 
     @property
     def rule_name(self) -> str:
         return self.rule.name if self.rule is not None else DEFAULT_RULE
+
+    @property
+    def requires(self) -> str | None:
+        """An allow verdict's condition on the flow itself (``"tls"``), None if there is none."""
+        return self.rule.require if self.outcome == "allow" and self.rule is not None else None
+
+
+TLS_APP = "tls"  # the application name app detection gives a TLS flow (parsers/tls.py)
+
+
+def tls_breach(verdict: Verdict, app: str | None) -> bool | None:
+    """Does a flow break its allow rule's ``require: tls``? True: a cleartext protocol was
+    detected; False: TLS, or nothing required; None: required, but no protocol detected yet
+    (no payload, or not recognised: medtap cannot tell cleartext from encrypted)."""
+    if verdict.requires != "tls":
+        return False
+    if app is None:
+        return None
+    return app != TLS_APP
+
+
+def tls_reason(verdict: Verdict, client_zone: str, server_zone: str, service: str,
+               app: str) -> str:
+    return (
+        f"Rule {verdict.rule_name!r} allows {client_zone} to {server_zone} on {service} only "
+        f"over TLS; this {app} flow was cleartext."
+    )
 
 
 class ZoneResolver:
@@ -113,7 +144,8 @@ def evaluate(
 
     A rule whose only open question is a device type not known yet is *undecided*. It makes
     the verdict pending unless every undecided rule before the deciding one allows and the
-    deciding one allows too (then nothing would be reported either way).
+    deciding one allows too, none of them with a requirement (then nothing would be reported
+    either way).
     """
     undecided: list[Rule] = []
     decided: Verdict | None = None
@@ -133,7 +165,8 @@ def evaluate(
         break
     if decided is None:
         decided = _default_verdict(policy, client_zone, server_zone, transport, port)
-    if undecided and (decided.outcome == "deny" or any(r.action == "deny" for r in undecided)):
+    may_report = decided.outcome == "deny" or decided.requires is not None
+    if undecided and (may_report or any(r.may_report for r in undecided)):
         names = ", ".join(repr(r.name) for r in undecided)
         return Verdict("pending", reason=f"waits for device types that rules {names} need")
     return decided
@@ -166,6 +199,9 @@ def _rule_verdict(
     rule: Rule, client_zone: str, server_zone: str, transport: str, port: int | None
 ) -> Verdict:
     if rule.action == "allow":
+        if rule.require is not None:
+            reason = f"rule {rule.name!r} allows it over {rule.require.upper()} only"
+            return Verdict("allow", rule, rule.severity, reason)
         return Verdict("allow", rule, reason=f"rule {rule.name!r} allows it")
     service = service_text(transport, port)
     reason = f"Rule {rule.name!r} denies {client_zone} to {server_zone} on {service}."

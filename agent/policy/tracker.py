@@ -12,6 +12,11 @@ seen, flows, packets and bytes; ``on_new_violation`` fires exactly once per key,
 where alert sinks hook in. A routed flow mirrored on two VLANs arrives as two copies of
 the same flow: counts are kept per copy (VLAN) and a violation reports the largest copy,
 never the sum, so one connection counts once.
+
+An allow rule with ``require: tls`` needs the flow's application: a flow that a cleartext
+protocol was detected on breaks it (a violation of that rule, with its severity); a TLS
+flow keeps it. Until app detection has spoken (a live flow at its start) the flow waits in
+the same remembered state and is judged by the first event that carries its ``app``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from agent.policy.engine import (
     ZoneResolver,
     evaluate,
     service_text,
+    tls_breach,
+    tls_reason,
 )
 from collector.policy import SEVERITIES, Policy, Severity
 
@@ -42,6 +49,13 @@ FlowKey = tuple[int | None, str, str, str, int | None]  # vlan, transport, clien
 ViolationKey = tuple[str, str, str, str]  # rule, client IP, server IP, service
 ALLOWED = "allow"
 _Result = tuple[Verdict, EndpointFacts, str, EndpointFacts, str]  # with the facts it used
+
+
+@dataclass(frozen=True, slots=True)
+class _AwaitsApp:
+    """Allowed only over TLS, protocol not detected yet: the verdict, kept for the app."""
+
+    result: _Result
 
 
 @dataclass(slots=True)
@@ -147,7 +161,7 @@ class ViolationTracker:
         self.zones = ZoneResolver(policy)
         self.on_new_violation = on_new_violation
         self.max_flows, self.max_pending = max_flows, max_pending
-        self._flows: dict[FlowKey, str | ViolationKey] = {}  # ALLOWED or the violation
+        self._flows: dict[FlowKey, str | ViolationKey | _AwaitsApp] = {}  # or a violation
         self._pending: dict[FlowKey, _Pending] = {}
         self._violations: dict[ViolationKey, Violation] = {}
         self.stats = {
@@ -156,6 +170,7 @@ class ViolationTracker:
             "pending_forced": 0,  # decided without the type (finish, expiry, cap)
             "flows_untracked": 0,  # verdicts not remembered: MAX_TRACKED_FLOWS reached
             "callback_errors": 0,
+            "tls_undetermined": 0,  # required TLS, but no protocol was ever detected
         }
 
     # -- input --------------------------------------------------------------------------
@@ -169,6 +184,15 @@ class ViolationTracker:
                 _merge(pending.event, event)
                 return
             self._decide(event, self._evaluate(event, final=False), remember=not ended)
+            return
+        if isinstance(state, _AwaitsApp):
+            if event.app is None:
+                if ended:
+                    self.stats["tls_undetermined"] += 1
+                    del self._flows[key]
+                return
+            del self._flows[key]
+            self._decide(event, state.result, remember=not ended)
             return
         if state != ALLOWED:
             self._violations[state].add(event)  # type: ignore[index]
@@ -241,7 +265,7 @@ class ViolationTracker:
         *,
         remember: bool,
     ) -> None:
-        verdict, client, client_zone, server, server_zone = result
+        verdict, _, client_zone, _, server_zone = result
         key = event.key
         if verdict.outcome == "pending":
             if len(self._pending) >= self.max_pending:
@@ -251,42 +275,60 @@ class ViolationTracker:
             self.stats["flows_pending"] += 1
             self._pending[key] = _Pending(_copy(event), event.first_seen)
             return
-        state: str | ViolationKey = ALLOWED
+        state: str | ViolationKey | _AwaitsApp = ALLOWED
+        service = service_text(event.transport, event.port)
+        breach = tls_breach(verdict, event.app)
         if verdict.outcome == "deny":
-            assert verdict.severity is not None
-            vkey = (
-                verdict.rule_name,
-                client.ip,
-                server.ip,
-                service_text(event.transport, event.port),
-            )
-            violation = self._violations.get(vkey)
-            if violation is None:
-                violation = Violation(
-                    rule=verdict.rule_name,
-                    severity=verdict.severity,
-                    reason=verdict.reason,
-                    service=vkey[3],
-                    app=event.app,
-                    client=client,
-                    client_zone=client_zone,
-                    server=server,
-                    server_zone=server_zone,
-                    first_seen=event.first_seen,
-                    last_seen=event.last_seen,
-                )
-                violation.add(event)
-                self._violations[vkey] = violation
-                self._announce(violation)
-            else:
-                violation.add(event)
-            state = vkey
+            state = self._violation(event, verdict, verdict.reason, result)
+        elif breach:
+            assert event.app is not None
+            reason = tls_reason(verdict, client_zone, server_zone, service, event.app)
+            state = self._violation(event, verdict, reason, result)
+        elif breach is None:
+            if not remember:  # ended without a detected protocol: cannot tell
+                self.stats["tls_undetermined"] += 1
+                return
+            state = _AwaitsApp(result)
         if not remember:
             return
         if len(self._flows) >= self.max_flows:
             self.stats["flows_untracked"] += 1
             return
         self._flows[key] = state
+
+    def _violation(
+        self, event: FlowEvent, verdict: Verdict, reason: str, result: _Result
+    ) -> ViolationKey:
+        """Count ``event`` against its violation (made and announced when it is new)."""
+        _, client, client_zone, server, server_zone = result
+        assert verdict.severity is not None
+        vkey = (
+            verdict.rule_name,
+            client.ip,
+            server.ip,
+            service_text(event.transport, event.port),
+        )
+        violation = self._violations.get(vkey)
+        if violation is None:
+            violation = Violation(
+                rule=verdict.rule_name,
+                severity=verdict.severity,
+                reason=reason,
+                service=vkey[3],
+                app=event.app,
+                client=client,
+                client_zone=client_zone,
+                server=server,
+                server_zone=server_zone,
+                first_seen=event.first_seen,
+                last_seen=event.last_seen,
+            )
+            violation.add(event)
+            self._violations[vkey] = violation
+            self._announce(violation)
+        else:
+            violation.add(event)
+        return vkey
 
     def _reevaluate(self, *, final: bool, keys: list[FlowKey] | None = None) -> None:
         for key in list(self._pending) if keys is None else keys:
