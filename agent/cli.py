@@ -231,6 +231,9 @@ def _analyze(
     # send it after the report is built, with final types and counts.
     new: list[Violation] = []
     report = build_report(analyzer.finish(), inputs, policy, new.append if sinks else None)
+    from agent.nis2.sources import encryption_for_report  # issue 9: docs/nis2.md
+
+    report["encryption"] = encryption_for_report(report, analyzer.evidence)
     for violation in new:
         record = violation.to_dict()
         for sink in sinks:
@@ -343,6 +346,10 @@ app.add_typer(collector_app, name="collector")
 from agent.cli_policy import policy_app  # noqa: E402  (imports agent.cli inside its commands)
 
 app.add_typer(policy_app, name="policy")
+
+from agent.cli_report import report as report_command  # noqa: E402
+
+app.command(name="report")(report_command)
 
 
 def main() -> None:
