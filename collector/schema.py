@@ -130,7 +130,8 @@ class ViolationReport(Strict):
 
 
 class Heartbeat(Strict):
-    """Sensor health, sent in every batch (an empty batch is a pure heartbeat)."""
+    """Sensor health, sent in every batch (an empty batch is a pure heartbeat). Counters are
+    running totals since the sensor started; the collector keeps the latest, never a sum."""
 
     at: datetime
     version: Name
