@@ -351,6 +351,10 @@ from agent.cli_report import report as report_command  # noqa: E402
 
 app.command(name="report")(report_command)
 
+from agent.cli_sensor import register as register_sensor  # noqa: E402
+
+register_sensor(app)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,143 @@
+"""What a capture worker hands the sensor process: its state since the last export.
+
+A worker runs one ``Analyzer`` on its share of the traffic (docs/sensor.md, "Workers").
+An export carries only what the pipeline already reduced to device fields and counters
+(conversations, evidence records, endpoint bindings, live-flow counters); no frame, payload
+or parser buffer crosses the process boundary.
+
+*Deltas* for the tables that grow with time (conversations ended and evidence seen since
+the previous export: the worker starts fresh tables after each export, so its memory does
+not grow with the sensor's uptime), the *whole* endpoint table (bounded by the hosts on
+the network; router detection needs every binding at once) and the *current* counters of
+flows still open (a snapshot must show a two-hour MLLP link before it ends).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from agent.conversations import Conversation, ConversationTable
+from agent.endpoints import EndpointTable
+from agent.evidence import Evidence
+from agent.flows import Flow
+from agent.pipeline import Analyzer
+
+
+@dataclass
+class Counters:
+    """A worker's running totals since it started (heartbeat and metrics)."""
+
+    packets: int = 0
+    bytes: int = 0
+    kernel_received: int = 0
+    kernel_drops: int = 0
+    vlan_restored: int = 0
+    malformed: int = 0
+    flows_created: int = 0
+    flows_live: int = 0
+    flows_evicted: int = 0
+    parser_errors: int = 0
+    ip_fragments: int = 0
+    conversations_dropped_flows: int = 0
+    evidence_dropped: int = 0
+
+    def add(self, other: Counters) -> Counters:
+        return Counters(**{k: v + getattr(other, k) for k, v in vars(self).items()})
+
+
+@dataclass
+class WorkerExport:
+    worker: int
+    seq: int
+    final: bool
+    counters: Counters
+    conversations: list[Conversation] = field(default_factory=list)  # ended since last export
+    evidence: list[Evidence] = field(default_factory=list)  # seen since last export
+    endpoints: EndpointTable | None = None  # the whole table
+    live: list[Conversation] = field(default_factory=list)  # open flows, current counters
+    vlans: set[tuple[int | None, int | None]] = field(default_factory=set)
+    malformed: dict[str, int] = field(default_factory=dict)
+    parser_errors: dict[str, int] = field(default_factory=dict)
+    apps: dict[str, int] = field(default_factory=dict)
+
+
+def counters(analyzer: Analyzer, capture: dict[str, int]) -> Counters:
+    """Running totals; packets and bytes come from the capture source, because
+    ``Analyzer.run`` adds its own only when it returns."""
+    det = analyzer.appdetect
+    evicted = analyzer.flows.evicted
+    return Counters(
+        packets=capture.get("frames", 0),
+        bytes=capture.get("bytes", 0),
+        kernel_received=capture.get("received", 0),
+        kernel_drops=capture.get("dropped", 0),
+        vlan_restored=capture.get("vlan_restored", 0),
+        malformed=sum(analyzer.decoder.malformed.values()),
+        flows_created=analyzer.flows.created,
+        flows_live=len(analyzer.flows),
+        flows_evicted=evicted,
+        parser_errors=sum(det.parser_errors.values()) + sum(analyzer.frame_parser_errors.values()),
+        ip_fragments=analyzer.decoder.ip_fragments,
+        conversations_dropped_flows=analyzer.conversations.dropped_flows,
+        evidence_dropped=analyzer.evidence.dropped,
+    )
+
+
+def live_record(flow: Flow) -> Conversation:
+    """An open flow as a one-flow conversation with its counters so far. A flow that was
+    already exported in an active-timeout slice is no new connection."""
+    return Conversation(
+        vlan=flow.vlan,
+        inner_vlan=flow.inner_vlan,
+        proto=flow.proto,
+        client_ip=flow.client_ip,
+        server_ip=flow.server_ip,
+        server_port=flow.server_port,
+        client_port=flow.client_port,
+        client_mac=flow.client_mac,
+        server_mac=flow.server_mac,
+        app=flow.app,
+        connections=0 if flow.exported else 1,
+        packets_c2s=flow.packets_c2s,
+        packets_s2c=flow.packets_s2c,
+        bytes_c2s=flow.bytes_c2s,
+        bytes_s2c=flow.bytes_s2c,
+        first_seen=flow.first_seen,
+        last_seen=flow.last_seen,
+    )
+
+
+def take_export(
+    analyzer: Analyzer, capture: dict[str, int], *, worker: int, seq: int, final: bool
+) -> WorkerExport:
+    """Export and reset the delta tables. Call between packets (the worker's own thread).
+    The endpoint table is the analyzer's own object: send the export through a pipe (which
+    pickles it) or copy it before the analyzer runs on."""
+    conversations = analyzer.conversations
+    dropped = conversations.dropped_flows
+    analyzer.conversations = ConversationTable(conversations.max_records)
+    analyzer.conversations.dropped_flows = dropped  # a running total, like the others
+    store = analyzer.evidence
+    # The app detector holds the store's bound ``add_from_flow``, so the store object must
+    # stay; only its records move out (EvidenceStore has no public drain).
+    evidence = list(store)
+    store._records = {}
+    det = analyzer.appdetect
+    return WorkerExport(
+        worker=worker,
+        seq=seq,
+        final=final,
+        counters=counters(analyzer, capture),
+        conversations=conversations.records(),
+        evidence=evidence,
+        endpoints=analyzer.endpoints,  # pickled on send: a copy as of now
+        live=[live_record(f) for f in analyzer.flows.flows()],
+        vlans=set(analyzer.vlans),
+        malformed=dict(analyzer.decoder.malformed),
+        parser_errors=dict(Counter(det.parser_errors) + Counter(analyzer.frame_parser_errors)),
+        apps=dict(det.detected),
+    )
+
+
+__all__ = ["Counters", "WorkerExport", "counters", "live_record", "take_export"]

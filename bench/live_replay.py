@@ -1,0 +1,454 @@
+"""Live benchmark of ``medtap sensor``: the reference capture replayed onto a span interface.
+
+    sudo python bench/live_replay.py [--pcap bench/data/hosp_1m.pcap] [--workers 1 2]
+        [--rates 25000 50000 ...] [--core-rates 50000 100000 ...] [--step-seconds 10]
+        [--soak 600] [--soak-workers 2] [--out docs/performance.md]
+
+A veth pair (MTU 9000): one end in a namespace ``medtap-sen-bench-<pid>`` where
+``tcpreplay`` (Debian package) sends the capture at a fixed packet rate (``--pps``,
+preloaded, looped to last ``--step-seconds``); the other end in the root namespace is the
+sensor's ``--interface``. For each worker count the rate rises until the kernel reports
+drops (``PACKET_STATISTICS`` through the sensor's Prometheus endpoint); the highest rate
+with zero drops is reported, with the rate tcpreplay actually reached (it is the limit on a
+busy machine) and the rate the workers processed. Then a soak at a fixed rate: CPU (user +
+sys of the sensor and its workers, from /proc/PID/stat) and memory (PSS summed over the
+processes, from /proc/PID/smaps_rollup: forked workers share pages, RSS would count them
+twice) sampled every 10 s.
+
+Full pipeline (every parser) and ``--core-only`` (decode + flows + endpoints) are measured
+separately: the parsers' cost per packet is the sensor's real limit on this capture, which is
+dense in DICOM and HL7. Results go between ``<!-- live-replay -->`` and
+``<!-- /live-replay -->`` in ``--out`` (appended if the markers are missing), independent of
+``bench/run.py``, which rewrites the rest of that file. Root only; sends nothing outside
+its own veth pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- live-replay -->", "<!-- /live-replay -->"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=120)
+
+
+@dataclass
+class Link:
+    ns: str
+    tx: str = "tx0"
+    rx: str = ""
+
+    def create(self) -> None:
+        self.rx = f"medtap-sen-{(os.getpid() * 31) % 0xFFFF:04x}"  # IFNAMSIZ: 15 chars
+        sh("ip", "netns", "add", self.ns)
+        sh("ip", "link", "add", self.rx, "mtu", "9000", "type", "veth", "peer", "name",
+           self.tx, "mtu", "9000", "netns", self.ns)
+        Path(f"/proc/sys/net/ipv6/conf/{self.rx}/disable_ipv6").write_text("1")
+        sh("ip", "netns", "exec", self.ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        sh("ip", "link", "set", self.rx, "up")
+        sh("ip", "-n", self.ns, "link", "set", self.tx, "up")
+
+    def destroy(self) -> None:
+        if self.rx:
+            sh("ip", "link", "del", self.rx, check=False)
+        sh("ip", "netns", "del", self.ns, check=False)
+
+
+@dataclass
+class SensorProc:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def metrics(self) -> dict[str, float]:
+        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            m = re.match(r"^(medtap_sensor_[a-z_]+) ([0-9.e+-]+)$", line)
+            if m:
+                out[m.group(1)] = float(m.group(2))
+        return out
+
+    def pids(self) -> list[int]:
+        kids = sh("pgrep", "-P", str(self.proc.pid), check=False).stdout.split()
+        return [self.proc.pid, *map(int, kids)]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_sensor(link: Link, workers: int, core_only: bool, tmp: Path) -> SensorProc:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    log = tmp / f"sensor-{workers}-{int(core_only)}.log"
+    cmd = [sys.executable, "-m", "agent.cli_sensor", "-i", link.rx, "--workers", str(workers),
+           "--spool", str(tmp / f"spool-{workers}-{int(core_only)}"), "--metrics-port",
+           str(port), "--report-interval", "60", "--stats-interval", "1", "--log-json"]
+    if core_only:
+        cmd.append("--core-only")
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+    sensor = SensorProc(proc, port, log)
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise SystemExit(f"sensor exited: {log.read_text()[-2000:]}")
+        try:
+            if "medtap_sensor_packets_total" in sensor.metrics():
+                return sensor
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("sensor did not start")
+
+
+def replay(link: Link, pcap: Path, rate: int, count: int, file_packets: int) -> dict[str, Any]:
+    loops = max(1, math.ceil(count / file_packets))
+    multi = max(1, rate // 20_000)  # packets per timer tick: tcpreplay's own limit otherwise
+    out = subprocess.run(
+        ["ip", "netns", "exec", link.ns, "tcpreplay", "-i", link.tx, "-K", f"--pps={rate}",
+         f"--pps-multi={multi}", f"--loop={loops}", f"--limit={count}", str(pcap)],
+        capture_output=True, text=True, timeout=3600, check=False,
+    )
+    text = out.stdout + out.stderr
+    sent = re.search(r"Actual: (\d+) packets .* in ([0-9.]+) seconds", text)
+    rated = re.search(r"Rated: [0-9.]+ Bps, [0-9.]+ Mbps, ([0-9.]+) pps", text)
+    failed = re.search(r"Failed packets:\s+(\d+)", text)
+    return {
+        "sent": int(sent.group(1)) if sent else 0,
+        "seconds": float(sent.group(2)) if sent else 0.0,
+        "achieved_pps": float(rated.group(1)) if rated else 0.0,
+        "send_failed": int(failed.group(1)) if failed else 0,
+    }
+
+
+COUNTERS = ("medtap_sensor_kernel_received_total", "medtap_sensor_packets_total",
+            "medtap_sensor_kernel_drops_total")
+
+
+def settle(sensor: SensorProc, before: dict[str, float], sent: int,
+           timeout: float = 300) -> tuple[dict[str, float], float]:
+    """Wait until the workers have taken every frame the kernel offered (or dropped).
+    Returns the metrics then and the monotonic time it happened (to 0.25 s)."""
+    deadline = time.monotonic() + timeout
+    now = sensor.metrics()
+    while time.monotonic() < deadline:
+        got, done, drops = (now[c] - before[c] for c in COUNTERS)
+        if got >= sent * 0.999 and done + drops >= got:
+            return now, time.monotonic()
+        time.sleep(0.25)
+        now = sensor.metrics()
+    return now, time.monotonic()
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+def pss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+        total += int(m.group(1)) if m else 0
+    return total / 1024
+
+
+@dataclass
+class Step:
+    rate: int
+    achieved_pps: float
+    sent: int
+    captured: int
+    drops: int
+    processed_pps: float
+
+
+@dataclass
+class Search:
+    workers: int
+    core_only: bool
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def best(self) -> Step | None:
+        ok = [s for s in self.steps if s.drops == 0]
+        return max(ok, key=lambda s: s.achieved_pps) if ok else None
+
+
+def search(link: Link, pcap: Path, workers: int, core_only: bool, rates: list[int],
+           step_seconds: float, file_packets: int, tmp: Path) -> Search:
+    result = Search(workers, core_only)
+    sensor = start_sensor(link, workers, core_only, tmp)
+    try:
+        for rate in rates:
+            before = sensor.metrics()
+            t0 = time.monotonic()
+            sent = replay(link, pcap, rate, int(rate * step_seconds), file_packets)
+            after, t1 = settle(sensor, before, sent["sent"])
+            took = t1 - t0
+            drops = int(after["medtap_sensor_kernel_drops_total"]
+                        - before["medtap_sensor_kernel_drops_total"])
+            captured = int(after["medtap_sensor_packets_total"]
+                           - before["medtap_sensor_packets_total"])
+            step = Step(rate, sent["achieved_pps"], sent["sent"], captured, drops,
+                        captured / took if took else 0.0)
+            result.steps.append(step)
+            print(json.dumps({"workers": workers, "core_only": core_only, **vars(step),
+                              "load": os.getloadavg()}), flush=True)
+            if drops:
+                break
+    finally:
+        sensor.stop()
+    return result
+
+
+def soak(link: Link, pcap: Path, workers: int, core_only: bool, rate: int, seconds: float,
+         tmp: Path) -> dict[str, Any]:
+    sensor = start_sensor(link, workers, core_only, tmp)
+    try:
+        before = sensor.metrics()
+        multi = max(1, rate // 20_000)
+        sender = subprocess.Popen(
+            ["ip", "netns", "exec", link.ns, "tcpreplay", "-i", link.tx, "-K", f"--pps={rate}",
+             f"--pps-multi={multi}", "--loop=0", f"--duration={int(seconds)}", str(pcap)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        samples: list[dict[str, float]] = []
+        pids = sensor.pids()
+        t_prev, c_prev = time.monotonic(), cpu_ticks(pids)
+        t_start = t_prev
+        while sender.poll() is None:
+            time.sleep(10)
+            t_now, c_now = time.monotonic(), cpu_ticks(pids)
+            samples.append({
+                "t": round(t_now - t_start, 1),
+                "cpu_pct": 100.0 * (c_now - c_prev) / TICK / (t_now - t_prev),
+                "pss_mb": pss_mb(pids),
+                "load1": os.getloadavg()[0],
+            })
+            t_prev, c_prev = t_now, c_now
+        out = sender.communicate()[0]
+        rated = re.search(r"Rated: [0-9.]+ Bps, [0-9.]+ Mbps, ([0-9.]+) pps", out)
+        sent = re.search(r"Actual: (\d+) packets", out)
+        after, _ = settle(sensor, before, int(sent.group(1)) if sent else 0)
+    finally:
+        sensor.stop()
+    cpu = [s["cpu_pct"] for s in samples]
+    pss = [s["pss_mb"] for s in samples]
+    return {
+        "workers": workers,
+        "core_only": core_only,
+        "rate": rate,
+        "achieved_pps": float(rated.group(1)) if rated else 0.0,
+        "seconds": seconds,
+        "packets": int(after["medtap_sensor_packets_total"]
+                       - before["medtap_sensor_packets_total"]),
+        "drops": int(after["medtap_sensor_kernel_drops_total"]
+                     - before["medtap_sensor_kernel_drops_total"]),
+        "cpu_mean_pct": sum(cpu) / len(cpu) if cpu else 0.0,
+        "cpu_max_pct": max(cpu, default=0.0),
+        "pss_first_mb": pss[0] if pss else 0.0,
+        "pss_last_mb": pss[-1] if pss else 0.0,
+        "pss_max_mb": max(pss, default=0.0),
+        "load_mean": sum(s["load1"] for s in samples) / len(samples) if samples else 0.0,
+        "samples": samples,
+    }
+
+
+def steps_from(path: Path) -> tuple[list[Search], tuple[float, float, float]]:
+    """Searches from the JSON lines an earlier run printed (the soak line is skipped)."""
+    searches: dict[tuple[int, bool], Search] = {}
+    load: tuple[float, float, float] | None = None
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if "samples" in row or "cpu_mean_pct" in row:
+            continue
+        key = (row["workers"], row["core_only"])
+        searches.setdefault(key, Search(*key)).steps.append(Step(
+            row["rate"], row["achieved_pps"], row["sent"], row["captured"], row["drops"],
+            row["processed_pps"]))
+        if load is None:
+            a, b, c = row["load"]
+            load = (a, b, c)
+    return list(searches.values()), load or (0.0, 0.0, 0.0)
+
+
+def k(n: float) -> str:
+    return f"{n / 1000:.1f}k"
+
+
+def markdown(args: argparse.Namespace, searches: list[Search], soaks: list[dict[str, Any]],
+             load_before: tuple[float, float, float]) -> str:
+    lines = [
+        BEGIN,
+        "## Live replay (`bench/live_replay.py`)",
+        "",
+        f"Written by `python bench/live_replay.py` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; rerun it rather than editing "
+        f"by hand. Machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, kernel {platform.release()}, Python "
+        f"{platform.python_version()}; load average before the run "
+        f"{load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} "
+        "(the machine is shared with other work; the sender, tcpreplay, runs on the same two "
+        "cores as the sensor).",
+        "",
+        f"`{args.pcap.name}` replayed by `tcpreplay -K --pps=R` from a network namespace into a "
+        "veth pair; `medtap sensor -i <veth> --workers N` captures on the other end (TPACKET_V3 "
+        "ring, 32 MiB per worker, PACKET_FANOUT_HASH with N > 1). Each step sends "
+        f"~{args.step_seconds:g} s of traffic; drops are the kernel's (`PACKET_STATISTICS`, the "
+        "sensor's `medtap_sensor_kernel_drops_total`). *achieved* is the rate tcpreplay "
+        "reports for the step; *processed* is frames handled by the workers per second of the "
+        "step including the time to drain the ring.",
+        "",
+        "| pipeline | workers | highest rate with 0 drops (asked / achieved) | processed | "
+        "first rate with drops |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for s in searches:
+        best = s.best
+        dropped = next((st for st in s.steps if st.drops), None)
+        lines.append(
+            f"| {'core only' if s.core_only else 'full (all parsers)'} | {s.workers} | "
+            + (f"{k(best.rate)} / {k(best.achieved_pps)} pkt/s" if best else "none") + " | "
+            + (f"{k(best.processed_pps)} pkt/s" if best else "-") + " | "
+            + (f"{k(dropped.rate)} asked, {k(dropped.achieved_pps)} achieved: "
+               f"{dropped.drops:,} of {dropped.sent:,} dropped" if dropped else
+               "none up to the highest rate tried") + " |"
+        )
+    lines += ["", "Every step:", "", "| pipeline | workers | asked | achieved | sent | captured "
+              "| kernel drops | processed |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: "
+              "| ---: |"]
+    for s in searches:
+        for st in s.steps:
+            lines.append(
+                f"| {'core' if s.core_only else 'full'} | {s.workers} | {k(st.rate)} | "
+                f"{k(st.achieved_pps)} | {st.sent:,} | {st.captured:,} | {st.drops:,} | "
+                f"{k(st.processed_pps)} |")
+    for soak_result in soaks:
+        lines += [
+            "",
+            f"Soak: {soak_result['seconds'] / 60:.1f} min at {k(soak_result['rate'])} pkt/s "
+            f"asked ({k(soak_result['achieved_pps'])} achieved), "
+            f"{'core only' if soak_result['core_only'] else 'full pipeline'}, "
+            f"{soak_result['workers']} workers: {soak_result['packets']:,} packets, "
+            f"{soak_result['drops']:,} kernel drops; CPU (sensor + workers, % of one core) "
+            f"mean {soak_result['cpu_mean_pct']:.0f}%, max {soak_result['cpu_max_pct']:.0f}%; "
+            f"memory (PSS, all processes) {soak_result['pss_first_mb']:.0f} MB after 10 s, "
+            f"{soak_result['pss_last_mb']:.0f} MB at the end, max "
+            f"{soak_result['pss_max_mb']:.0f} MB; mean load average "
+            f"{soak_result['load_mean']:.2f}.",
+        ]
+    lines += ["", "Raw numbers: `bench/live_replay.py` prints one JSON line per step.", END, ""]
+    return "\n".join(lines)
+
+
+def write_section(out: Path, section: str) -> None:
+    text = out.read_text() if out.exists() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    out.write_text(text)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--pcap", type=Path, default=REPO / "bench" / "data" / "hosp_1m.pcap")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rates", type=int, nargs="*",
+                    default=[10_000, 20_000, 30_000, 40_000, 60_000, 80_000, 100_000])
+    ap.add_argument("--core-rates", type=int, nargs="*",
+                    default=[50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000])
+    ap.add_argument("--step-seconds", type=float, default=10.0)
+    ap.add_argument("--soak", type=float, default=600.0, help="seconds; 0 skips the soak")
+    ap.add_argument("--soak-workers", type=int, default=2)
+    ap.add_argument("--soak-rate", type=int, default=0,
+                    help="pkt/s; default: 80%% of the best full-pipeline rate")
+    ap.add_argument("--out", type=Path, default=REPO / "docs" / "performance.md")
+    ap.add_argument("--steps-from", type=Path, default=None,
+                    help="take the rate steps from this earlier run's JSON lines (stdout) "
+                    "instead of measuring them again; e.g. to redo only the soak")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("live_replay needs root (namespaces, AF_PACKET)")
+    if shutil.which("tcpreplay") is None:
+        raise SystemExit("tcpreplay not found: apt-get install tcpreplay")
+    if not args.pcap.exists():
+        raise SystemExit(f"{args.pcap}: missing; make it with bench/make_hospital_pcap.py")
+    stats = args.pcap.with_suffix(args.pcap.suffix + ".stats.json")
+    file_packets = 1_000_000
+    if stats.exists():
+        file_packets = int(json.loads(stats.read_text()).get("packets", file_packets))
+    load_before = os.getloadavg()
+    link = Link(f"medtap-sen-bench-{os.getpid()}")
+    searches: list[Search] = []
+    soaks: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="medtap-sen-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        try:
+            link.create()
+            if args.steps_from is not None:
+                searches, load_before = steps_from(args.steps_from)
+            for core_only, rates in ((False, args.rates), (True, args.core_rates)):
+                for workers in args.workers:
+                    if rates and args.steps_from is None:
+                        searches.append(search(link, args.pcap, workers, core_only, rates,
+                                               args.step_seconds, file_packets, tmp))
+            if args.soak > 0:
+                full = [s for s in searches if not s.core_only
+                        and s.workers == args.soak_workers and s.best]
+                rate = args.soak_rate or (int(full[0].best.rate * 0.8) if full and
+                                          full[0].best else 10_000)
+                soaks.append(soak(link, args.pcap, args.soak_workers, False, rate, args.soak,
+                                  tmp))
+                print(json.dumps({k: v for k, v in soaks[-1].items() if k != "samples"}),
+                      flush=True)
+        finally:
+            link.destroy()
+    write_section(args.out, markdown(args, searches, soaks, load_before))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
