@@ -22,11 +22,8 @@ never from medtap output (only the frame counts come from the recording).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
-import json
-import os
 import shutil
 import socket
 import ssl
@@ -457,37 +454,15 @@ def truth() -> dict[str, object]:
     }
 
 
-def write_truth(per_vlan: dict[int, int] | None = None) -> None:
-    path = HERE / f"{NAME}.truth.json"
-    doc = truth()
-    if per_vlan is None and path.exists():  # --truth-only: keep the recording's counts
-        old = json.loads(path.read_text("utf-8"))
-        doc["packets"], doc["packets_per_vlan"] = old.get("packets"), old.get("packets_per_vlan")
-    elif per_vlan is not None:
-        doc["packets"] = sum(per_vlan.values())
-        doc["packets_per_vlan"] = {str(v): n for v, n in sorted(per_vlan.items())}
-    path.write_text(json.dumps(doc, indent=1) + "\n", "utf-8")
-
-
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["peer"]:
-        PEERS[argv[1]](*argv[2:])
-        return 0
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--out", type=Path, default=HERE / f"{NAME}.pcapng")
-    ap.add_argument("--keep-raw", action="store_true", help="also keep the per-bridge pcaps")
-    ap.add_argument("--truth-only", action="store_true")
-    args = ap.parse_args(argv)
-    if args.truth_only:
-        write_truth()
-        return 0
-    if os.geteuid() != 0:
-        print("needs root (network namespaces, tcpdump)", file=sys.stderr)  # noqa: T201
-        return 1
-    per_vlan = record(args.out, args.keep_raw)
-    if args.out.resolve() == (HERE / f"{NAME}.pcapng").resolve():
-        write_truth(per_vlan)
-    return 0
+    return ms.recorder_main(
+        argv,
+        description=(__doc__ or "").split("\n")[0],
+        capture=HERE / f"{NAME}.pcapng",
+        truth=truth,
+        record=record,
+        peers=PEERS,
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PCAPS = HERE.parent
@@ -810,9 +812,9 @@ def truth() -> dict[str, object]:
     }
 
 
-def write_truth(per_vlan: dict[int, int] | None = None) -> None:
-    path = HERE / f"{NAME}.truth.json"
-    doc = truth()
+def write_truth_file(path: Path, doc: dict[str, Any], per_vlan: dict[int, int] | None) -> None:
+    """Write ``doc`` as a truth file; packet counts come from the recording (``per_vlan``),
+    or, for --truth-only, are kept from the file already there."""
     if per_vlan is None and path.exists():  # --truth-only: keep the recording's counts
         old = json.loads(path.read_text("utf-8"))
         doc["packets"], doc["packets_per_vlan"] = old.get("packets"), old.get("packets_per_vlan")
@@ -822,25 +824,48 @@ def write_truth(per_vlan: dict[int, int] | None = None) -> None:
     path.write_text(json.dumps(doc, indent=1) + "\n", "utf-8")
 
 
-def main(argv: list[str]) -> int:
+def recorder_main(
+    argv: list[str],
+    *,
+    description: str,
+    capture: Path,
+    truth: Callable[[], dict[str, Any]],
+    record: Callable[[Path, bool], dict[int, int]],
+    peers: dict[str, Callable[..., Any]],
+) -> int:
+    """The command line every namespace recording script shares: ``peer NAME ARGS`` runs one
+    peer (inside its namespace), else record to --out (the truth file is rewritten only when
+    recording to the committed capture), or --truth-only."""
     if argv[:1] == ["peer"]:
-        PEERS[argv[1]](*argv[2:])
+        peers[argv[1]](*argv[2:])
         return 0
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=HERE / f"{NAME}.pcapng")
+    truth_path = capture.with_name(capture.stem + ".truth.json")
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--out", type=Path, default=capture)
     ap.add_argument("--keep-raw", action="store_true", help="also keep the per-bridge pcaps")
     ap.add_argument("--truth-only", action="store_true")
     args = ap.parse_args(argv)
     if args.truth_only:
-        write_truth()
+        write_truth_file(truth_path, truth(), None)
         return 0
     if os.geteuid() != 0:
         print("needs root (network namespaces, tcpdump)", file=sys.stderr)  # noqa: T201
         return 1
     per_vlan = record(args.out, args.keep_raw)
-    if args.out.resolve() == (HERE / f"{NAME}.pcapng").resolve():
-        write_truth(per_vlan)
+    if args.out.resolve() == capture.resolve():
+        write_truth_file(truth_path, truth(), per_vlan)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return recorder_main(
+        argv,
+        description=__doc__.split("\n")[0],
+        capture=HERE / f"{NAME}.pcapng",
+        truth=truth,
+        record=record,
+        peers=PEERS,
+    )
 
 
 if __name__ == "__main__":
