@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from collector.inventory import CATEGORY_ORDER, group_label
+from collector.inventory import CATEGORY_ORDER, Group
 from collector.models import (
     Acknowledgement,
     Device,
@@ -129,25 +129,12 @@ class InventoryFilter:
 
 
 @dataclass
-class GroupRow:
-    device_type: str
-    vendor: str | None
-    model: str | None
-    category: str | None
-    count: int
-    first_seen: datetime | None
-    last_seen: datetime | None
-    software_versions: list[str] = field(default_factory=list)
-    zones: list[str] = field(default_factory=list)
-    vlans: list[int] = field(default_factory=list)
+class GroupRow(Group):
+    """An inventory group as the web lists it: the collector's ``Group`` plus its key."""
 
     @property
     def key(self) -> GroupKey:
         return (self.device_type, self.vendor, self.model)
-
-    @property
-    def label(self) -> str:
-        return group_label(self.device_type, self.vendor, self.model, self.count)
 
     @property
     def make(self) -> str:
