@@ -2,24 +2,31 @@
 
     python bench/micro.py [--pcap bench/data/hosp_1m.pcap] [--limit N] [--repeat 3] [--markdown]
 
-Stages, each in a fresh interpreter (so peak RSS is the stage's own) and each adding one step:
+Stages, each in a fresh interpreter (so peak RSS is the stage's own):
 
-  reader     ``agent.capture.files.open_capture(path).frames()`` walked, nothing else
-  decode     + ``agent.decode.Decoder().decode`` on every frame
-  flows      + ``agent.flows.FlowTable.update`` for every IP packet (no callbacks)
+  reader     ``agent.capture.files.open_capture(path).frames()`` walked, nothing else (the C
+             record walker of ``agent._fastcore`` when it is built)
+  reader-py  the same with ``MEDTAP_NO_C=1``: the pure-Python record loop
+  decode     reader + ``agent.decode.Decoder().decode`` on every frame (the layered path)
+  flows      decode + ``agent.flows.FlowTable.update`` for every IP packet (no callbacks)
   core       ``agent.pipeline.Analyzer(core_only=True)``: decode, flows, endpoints,
-             conversations, then ``finish()`` (what ``medtap analyze --core-only`` runs)
+             conversations, then ``finish()`` (what ``medtap analyze --core-only`` runs); with the
+             C extension the reader runs the fast lane and only other frames reach Python
+  core-py    the same with ``MEDTAP_NO_C=1`` (pure Python, Python fast lane)
   full       ``agent.pipeline.Analyzer()`` with the default parsers, then ``finish()``
 
-A stage whose module is missing is reported as skipped. Times are in-process: no interpreter
-start-up, no report writing. The per-packet cost of a stage minus the one before it is the cost
-of the step it adds.
+``--limit`` wraps the frames in ``islice``, which hides the C record walker from the analyzer:
+the core stages then call the C lane once per frame instead. A stage whose module is missing
+is reported as skipped. Times are in-process: no interpreter
+start-up, no report writing. ``ADDS`` names the row each stage adds one step to; its per-packet
+cost minus that row's is the cost of the step.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -32,14 +39,18 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_PCAP = REPO / "bench" / "data" / "hosp_1m.pcap"
-STAGES = ("reader", "decode", "flows", "core", "full")
+STAGES = ("reader", "reader-py", "decode", "flows", "core", "core-py", "full")
 LABELS = {
     "reader": "reader walk (open_capture().frames())",
+    "reader-py": "reader walk, pure Python (MEDTAP_NO_C=1)",
     "decode": "+ decode (Decoder.decode)",
     "flows": "+ flow table (FlowTable.update)",
-    "core": "core pipeline: + endpoints, conversations, finish()",
+    "core": "core pipeline: lane, decode, flows, endpoints, conversations, finish()",
+    "core-py": "core pipeline, pure Python (MEDTAP_NO_C=1)",
     "full": "full pipeline: + app detection and parsers",
 }
+ADDS = {"decode": "reader", "flows": "decode", "full": "core"}  # stage -> row it adds a step to
+PURE_PYTHON = {"reader-py": "reader", "core-py": "core"}  # same runner, MEDTAP_NO_C=1
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -135,17 +146,119 @@ def stage_full(path: str, limit: int | None) -> int:
     return _analyzer(path, limit, core_only=False)
 
 
+def lane_share(path: str, reasons: bool) -> dict[str, Any]:
+    """Where the packets and the CPU time of the core pipeline go: counted by the fast lane
+    inside the C reader, or handed to Python, and why (first matching reason). CPU time is
+    split by timing every call into the reader (``time.process_time`` around each ``next``;
+    the timer calls themselves add a little to the Python side)."""
+    from collections import Counter
+
+    import agent.pipeline as pipeline
+    from agent.decode import TCP_FIN, TCP_RST, TCP_SYN
+
+    analyzer = pipeline.Analyzer(core_only=True)
+    lane: dict[str, int] = {"packets": 0}
+    attach = pipeline.attach_lane
+
+    class Counted:
+        """The reader as the analyzer sees it; remembers what the lane counted."""
+
+        def __init__(self, reader: Any) -> None:
+            self.reader = reader
+
+        def detach(self) -> tuple[int, int]:
+            packets, nbytes = self.reader.detach()
+            lane["packets"] += packets
+            return packets, nbytes
+
+    class Timed:
+        """The frames iterator, timed; attach_lane sees the reader inside it."""
+
+        def __init__(self, frames: Any) -> None:
+            self.frames = frames
+            self.cpu = 0.0
+
+        def __iter__(self) -> Timed:
+            return self
+
+        def __next__(self) -> Any:
+            t = time.process_time()
+            try:
+                return next(self.frames)
+            finally:
+                self.cpu += time.process_time() - t
+
+    def counted_attach(frames: Any, *args: Any) -> Any:
+        reader = attach(frames.frames if isinstance(frames, Timed) else frames, *args)
+        return None if reader is None else Counted(reader)
+
+    why: Counter[str] = Counter()
+    table = analyzer.flows
+    update, decode = table.update, analyzer.decoder.decode
+
+    def decode_counted(linktype: int, data: bytes, ts: float, wirelen: int) -> Any:
+        meta = decode(linktype, data, ts, wirelen)
+        if meta is None:
+            why["undecodable"] += 1
+        elif not meta.ip_version:
+            why["not IP (ARP, LLDP, STP...)"] += 1
+        elif meta.fragment and meta.payload_offset == meta.payload_end:
+            why["IP fragment"] += 1
+        return meta
+
+    def update_counted(meta: Any) -> Any:
+        created, sweep = table.created, table._next_sweep
+        flow, to_server = update(meta)
+        if table.created != created:
+            why["new flow"] += 1
+        elif meta.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST):
+            why["SYN/FIN/RST"] += 1
+        elif meta.ts >= sweep:
+            why["due idle sweep"] += 1
+        elif flow.app_state is not None:
+            why["flow with parser work"] += 1
+        else:
+            why["other (stale flow, handshake, IPv6 extension headers...)"] += 1
+        return flow, to_server
+
+    pipeline.attach_lane = counted_attach  # type: ignore[assignment]
+    if reasons:  # a separate run: the counting wrappers would add to the Python side
+        analyzer.decoder.decode = decode_counted  # type: ignore[method-assign]
+        table.update = update_counted  # type: ignore[method-assign]
+    timed = Timed(_frames(path, None))
+    try:
+        cpu0 = time.process_time()
+        packets = analyzer.run(timed)
+        cpu1 = time.process_time()
+        analyzer.finish()
+        cpu2 = time.process_time()
+    finally:
+        pipeline.attach_lane = attach
+    return {
+        "packets": packets,
+        "lane": lane["packets"],
+        "python": dict(why.most_common()),
+        "cpu_reader": timed.cpu,  # C reader: record walk, fast lane, frames handed out
+        "cpu_python": cpu1 - cpu0 - timed.cpu,  # decode, flow table, flow ends, timers
+        "cpu_finish": cpu2 - cpu1,  # end of capture: every live flow ends, inventory built
+    }
+
+
 RUNNERS: dict[str, Callable[[str, int | None], int]] = {
     "reader": stage_reader,
+    "reader-py": stage_reader,
     "decode": stage_decode,
     "flows": stage_flows,
     "core": stage_core,
+    "core-py": stage_core,
     "full": stage_full,
 }
 
 
 def run_stage(stage: str, path: str, limit: int | None) -> dict[str, Any]:
     """Run one stage in this process and return its measurements."""
+    if stage in PURE_PYTHON:
+        os.environ["MEDTAP_NO_C"] = "1"  # read by agent.fastcore on every call
     try:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         packets = RUNNERS[stage](path, limit)
@@ -186,20 +299,20 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "| peak RSS MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    prev: float | None = None
+    us_of: dict[str, float] = {}
     for r in results:
         if "skipped" in r:
             why = str(r["skipped"]).replace("|", "\\|")
             lines.append(f"| {LABELS[r['stage']]} | – | – | – | – | – | skipped: {why} |")
             continue
-        us = r["wall"] / r["packets"] * 1e6
-        added = f"{us - prev:.2f}" if prev is not None else "–"
+        us = us_of[r["stage"]] = r["wall"] / r["packets"] * 1e6
+        base = ADDS.get(r["stage"])
+        added = f"{us - us_of[base]:.2f}" if base in us_of else "–"
         lines.append(
             f"| {LABELS[r['stage']]} | {r['packets'] / r['wall'] / 1000:,.1f}k | {us:.2f} | "
             f"{added} | {r['cpu']:.2f} | {r['packets'] / r['cpu'] / 1000:,.1f}k | "
             f"{r['rss_mb']:.0f} |"
         )
-        prev = us
     return "\n".join(lines)
 
 
@@ -211,7 +324,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
     ap.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)  # child process
+    ap.add_argument("--share", action="store_true", help="print where packets go (JSON)")
     args = ap.parse_args(argv)
+    if args.share:
+        timed = lane_share(args.pcap, reasons=False)
+        timed["python"] = lane_share(args.pcap, reasons=True)["python"]
+        print(json.dumps(timed))
+        return 0
     if args.stage:
         print(json.dumps(run_stage(args.stage, args.pcap, args.limit)))
         return 0
@@ -223,10 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         if not args.markdown:
             if "skipped" in r:
-                print(f"{stage:7s} skipped: {r['skipped']}")
+                print(f"{stage:9s} skipped: {r['skipped']}")
             else:
                 print(
-                    f"{stage:7s} {r['packets'] / r['wall'] / 1000:8,.1f}k pkt/s "
+                    f"{stage:9s} {r['packets'] / r['wall'] / 1000:8,.1f}k pkt/s "
                     f"{r['wall'] / r['packets'] * 1e6:6.2f} µs/pkt  {r['wall']:6.2f} s wall "
                     f"{r['cpu']:6.2f} s CPU  {r['rss_mb']:5.0f} MB",
                     flush=True,

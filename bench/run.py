@@ -68,6 +68,7 @@ class Tool:
     note: str = ""
     failures: list[str] = field(default_factory=list)  # runs that exited non-zero
     core_valid: bool = True  # medtap-core only: its output shows that no parser ran
+    env: dict[str, str] | None = None  # added to the environment of the run
 
     @property
     def wall(self) -> float:
@@ -157,7 +158,10 @@ def warm_cache(path: Path) -> None:
 def time_once(tool: Tool) -> Run:
     with open(tool.stdout, "wb") as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(tool.cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        env = {**os.environ, **tool.env} if tool.env else None
+        proc = subprocess.Popen(
+            tool.cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -200,6 +204,17 @@ def build_tools(pcap: Path, tmp: Path, only: set[str] | None) -> list[Tool]:
                     [*base, "--core-only", "--output", core, *flags],
                     os.devnull,
                     note="decode + flow table + endpoints, no parsers",
+                )
+            )
+            # The same without the C hot path: the before/after of agent/_fastcore.c in one run.
+            tools.append(
+                Tool(
+                    "medtap-core-py",
+                    "MEDTAP_NO_C=1 medtap analyze --core-only",
+                    [*base, "--core-only", "--output", str(tmp / "medtap-core-py.json"), *flags],
+                    os.devnull,
+                    note="pure Python (C extension off)",
+                    env={"MEDTAP_NO_C": "1"},
                 )
             )
     tshark = shutil.which("tshark")
@@ -266,6 +281,12 @@ def machine_info() -> dict[str, str]:
         ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=REPO
     )
     info["medtap commit"] = git.stdout.strip() or "unknown"
+    probe = subprocess.run(  # what `medtap analyze` will use: the same check as agent.fastcore
+        [sys.executable, "-c", "import agent.fastcore as f; print(f.c_core() is not None)"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    built = probe.stdout.strip() == "True"
+    info["C hot path (agent._fastcore)"] = "built, used" if built else "not built: pure Python"
     return info
 
 
@@ -297,7 +318,8 @@ def check_medtap_output(tool: Tool, packets: int, first: bool) -> None:
     if seen != packets:
         tool.error = f"read {seen} packets, capture has {packets}"
     apps = stats.get("apps") or {}
-    if tool.key == "medtap-core" and tool.core_valid and (apps or stats.get("evidence_records")):
+    core = tool.key.startswith("medtap-core")
+    if core and tool.core_valid and (apps or stats.get("evidence_records")):
         # --core-only must not run parsers; if it did, this row is no core measurement.
         tool.core_valid = False
         tool.note += f"; **parsers ran despite --core-only** (stats.apps: {len(apps)} apps)"
@@ -380,6 +402,53 @@ def run_micro(pcap: Path, repeat: int) -> list[dict[str, Any]]:
     return results
 
 
+def run_share(pcap: Path) -> dict[str, Any] | None:
+    """``bench/micro.py --share``: where the packets and CPU of one core-only run go."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "micro.py"), "--share", "--pcap", str(pcap)],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        print(f"bench: micro --share failed: {tail[0]}", file=sys.stderr)
+        return None
+    share: dict[str, Any] = json.loads(proc.stdout)
+    return share
+
+
+def where_time_goes(share: dict[str, Any], micro: list[dict[str, Any]] | None) -> list[str]:
+    """The "Where the time goes" section, from measured numbers only."""
+    n = share["packets"]
+    lane = share["lane"]
+    py = n - lane
+    reasons = ", ".join(f"{k} {v:,}" for k, v in share["python"].items()) or "none"
+    us = {
+        r["stage"]: r["wall"] / r["packets"] * 1e6 for r in micro or [] if "wall" in r
+    }
+    lines = [
+        "One `--core-only` analysis of the capture, in process (`python bench/micro.py --share`):",
+        "",
+        f"- {lane:,} of {n:,} packets ({lane / n:.1%}) were counted by the fast lane inside the "
+        f"C record walker and never became Python objects; {py:,} ({py / n:.1%}) reached "
+        f"Python, each with state to change: {reasons}.",
+        f"- CPU, split by timing every call into the reader: C reader {share['cpu_reader']:.2f} s "
+        f"({share['cpu_reader'] / n * 1e6:.2f} µs per packet: file reads, record walk, lane, "
+        f"frames handed out); Python {share['cpu_python']:.2f} s "
+        f"({share['cpu_python'] / max(py, 1) * 1e6:.1f} µs per frame that reached it: decode, "
+        "flow table, flows ending into conversations and endpoints, idle sweeps); `finish()` "
+        f"{share['cpu_finish']:.2f} s (every live flow ends, inventory built).",
+    ]
+    if {"reader", "reader-py", "decode", "flows"} <= us.keys():
+        lines.append(
+            f"- Per packet on the layered path (stages table): record walk "
+            f"{us['reader']:.2f} µs in C, {us['reader-py']:.2f} µs in Python; decode "
+            f"{us['decode'] - us['reader']:.2f} µs; flow table {us['flows'] - us['decode']:.2f} "
+            "µs. The lane spares the packets it counts the Python record walk, the decode and "
+            "the flow table."
+        )
+    return lines
+
+
 def render(
     pcap: Path,
     packets: int,
@@ -389,6 +458,7 @@ def render(
     tools: list[Tool],
     info: dict[str, str],
     micro: list[dict[str, Any]] | None = None,
+    share: dict[str, Any] | None = None,
 ) -> str:
     by_key = {t.key: t for t in tools}
     ref = by_key.get("tshark-Y")
@@ -463,13 +533,19 @@ def render(
             "## Stages (bench/micro.py)",
             "",
             "In-process, each stage in a fresh interpreter, median wall time of the same "
-            f"repeats; each row adds one step to the one above (`python bench/micro.py --pcap "
-            f"FILE --repeat {repeat}`). The core row runs `agent.pipeline.Analyzer`'s own loop, "
-            "not the script's flows loop, so its step can come out below zero; steps under "
-            "about a microsecond are noise on a shared machine.",
+            f"repeats (`python bench/micro.py --pcap FILE --repeat {repeat}`). Reader, decode "
+            "and flows run the layered path on every frame: decode and flows each add one step "
+            "to the row above, and full adds parsers to core. The core row is "
+            "`agent.pipeline.Analyzer`'s own loop: with the C extension the record walker runs "
+            "the fast lane, so only frames with state to change (new flows, SYN/FIN/RST, "
+            "non-IP, due sweeps) reach decode and the flow table; its pure-Python twin "
+            "(`MEDTAP_NO_C=1`) is the same code without the extension. Differences under "
+            "about 0.2 µs are noise on a shared machine.",
             "",
             micro_mod.markdown(micro),
         ]
+    if share:
+        out += ["", "## Where the time goes", "", *where_time_goes(share, micro)]
     out += ["", "## Commands", ""]
     for t in tools:
         shown = [a.replace(str(pcap), "FILE") for a in t.cmd]
@@ -498,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--tools",
-        help="comma-separated subset: medtap,medtap-core,tshark-Y,tshark-fields,tshark-conv",
+        help="comma-separated subset: medtap,medtap-core,medtap-core-py,tshark-Y,tshark-fields,"
+        "tshark-conv",
     )
     args = ap.parse_args(argv)
 
@@ -530,8 +607,9 @@ def main(argv: list[str] | None = None) -> int:
                 if tool.key.startswith("medtap"):
                     check_medtap_output(tool, packets, first=rnd == 0)
     micro = run_micro(pcap, args.repeat) if args.micro else None
+    share = run_share(pcap) if args.micro else None
     info["load average at end (1/5/15 min)"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    report = render(pcap, packets, gen, seed, args.repeat, tools, info, micro)
+    report = render(pcap, packets, gen, seed, args.repeat, tools, info, micro, share)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report)
     print(f"bench: wrote {args.out}")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
-from scapy.layers.inet import IP, TCP
-from scapy.layers.l2 import Dot1Q, Ether
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 
 from agent.capture import linktypes
 from agent.capture.files import open_capture
+from agent.decode import Decoder
 from agent.fastlane import fast_lane
 from agent.flows import FlowTable
 from agent.pipeline import Analyzer
@@ -83,3 +86,47 @@ def test_lane_takes_only_established_counting_work() -> None:
     assert not lane(frame("FA"), 1.4, 60)  # FIN: state change, the table's job
     assert not lane(frame("A", ts_vlan=30), 1.4, 60)  # another VLAN is another flow
     assert not lane(frame("A"), 1.3 + 400, 60)  # stale: must end before a new one starts
+
+
+def test_short_frames_never_raise() -> None:
+    """Frames shorter than an Ethernet header once raised IndexError out of the lane."""
+    lane = fast_lane(FlowTable(lambda f, r: None))
+    for n in range(0, 64):
+        assert not lane(b"\x81" * n, 1.0, n)
+    frames = [(1.0 + n, linktypes.ETHERNET, b"\x81\x00" * (n // 2), n) for n in range(64)]
+    for fast in (True, False):
+        analyzer = Analyzer(use_fast_lane=fast, core_only=True)
+        assert analyzer.run(frames) == 64
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        lambda: Ether() / Dot1AD(vlan=100) / Dot1Q(vlan=20) / IP(src="10.0.0.1", dst="10.0.0.2"),
+        lambda: Ether() / IPv6(src="fd00::1", dst="fd00::2"),
+        lambda: Ether() / Dot1Q(vlan=5) / IPv6(src="fd00::1", dst="fd00::2"),
+    ],
+    ids=["qinq-ipv4", "ipv6", "vlan-ipv6"],
+)
+@pytest.mark.parametrize("l4", ["tcp", "udp", "icmp"])
+def test_lane_takes_qinq_ipv6_and_icmp(layers: Any, l4: str) -> None:
+    """Established flows beyond the one-unpack case: counted by the lane, same as layered."""
+    base = layers()
+    v6 = IPv6 in base
+    proto: Any = {
+        "tcp": TCP(sport=40000, dport=443, flags="A"),
+        "udp": UDP(sport=40000, dport=53),
+        "icmp": ICMPv6EchoRequest() if v6 else ICMP(),
+    }[l4]
+    raw = bytes(base / proto / b"payload")
+    table = FlowTable(lambda f, r: None)
+    meta = Decoder().decode(linktypes.ETHERNET, raw, 1.0, len(raw))
+    assert meta is not None
+    table.update(meta)
+    lane = fast_lane(table)
+    assert lane(raw, 2.0, 99)
+    (flow,) = table.flows()
+    assert (flow.packets, flow.bytes, flow.last_seen) == (2, len(raw) + 99, 2.0)
+    if l4 == "tcp":
+        syn = bytes(base / TCP(sport=40000, dport=443, flags="S"))
+        assert not lane(syn, 3.0, 60)  # state change: the table's job

@@ -11,6 +11,7 @@ import errno
 import gzip
 import os
 import stat
+import zlib
 from typing import IO, cast
 
 from agent.capture import CaptureError, PacketSource
@@ -102,7 +103,7 @@ def _open(name: str, raw: IO[bytes], st: os.stat_result) -> PacketSource:
             head = gz.peek(8)[:8]
         except EOFError:
             raise CaptureError(f"{name}: gzip file cut short before any data") from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, zlib.error) as exc:  # zlib.error is neither
             raise CaptureError(f"{name}: damaged gzip file: {exc}") from None
         if not head:
             raise CaptureError(f"{name}: gzip file contains no data")
