@@ -16,28 +16,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
 
-from agent.uplink.batch import (
-    BatchLimits,
-    BuildStats,
-    batches_from_report,
-    encode_batch,
-    heartbeat_from_report,
-)
-from agent.uplink.client import (
-    UplinkClient,
-    UplinkConfig,
-    UplinkConfigError,
-    ingest_url,
-    is_loopback,
-)
-from agent.uplink.drain import Backoff, DrainLock, DrainResult, drain
 from agent.uplink.spool import DEFAULT_MAX_BYTES, Spool, SpoolError, SpoolItem
-from collector.schema import Batch
+
+# httpx, pydantic and the batch builder are imported where an upload happens: every
+# `medtap` command starts through this module, and they cost half a second at start-up.
+if TYPE_CHECKING:
+    from agent.uplink.batch import BatchLimits
+    from agent.uplink.client import UplinkConfig
+    from agent.uplink.drain import DrainResult
+    from collector.schema import Batch
 
 EXIT_UPLOAD_INCOMPLETE = 4
 BATCH_ITEMS_ENV = "MEDTAP_UPLINK_BATCH_ITEMS"  # tuning/testing: max devices/flows per batch
@@ -131,6 +122,8 @@ def default_spool() -> Path:
 
 
 def _batch_limits() -> BatchLimits:
+    from agent.uplink.batch import BatchLimits
+
     raw = os.environ.get(BATCH_ITEMS_ENV)
     if not raw:
         return BatchLimits()
@@ -162,6 +155,13 @@ class Uploader:
             raise typer.Exit(EXIT_UPLOAD_INCOMPLETE) from None
 
     def _upload(self, report: dict[str, Any]) -> None:
+        from agent.uplink.batch import (
+            BuildStats,
+            batches_from_report,
+            encode_batch,
+            heartbeat_from_report,
+        )
+
         with self._spool() as spool:
             before = spool.stats()
             heartbeat = heartbeat_from_report(
@@ -198,6 +198,9 @@ class Uploader:
 
     def send_spooled(self, spool: Spool, planned: int | None = None) -> None:
         """Drain under the drain lock, print a summary; ``typer.Exit`` unless all went."""
+        from agent.uplink.client import UplinkClient, UplinkConfigError
+        from agent.uplink.drain import Backoff, DrainLock, drain
+
         lock = DrainLock(self.spool_dir)
         if not lock.acquire(timeout=self.deadline):
             _echo(
@@ -256,6 +259,8 @@ def prepare(
     """Check the upload options before any work; None without ``--upload``.
 
     Usage errors exit 2 here: a missing token, a refused http:// URL, a missing CA file."""
+    from agent.uplink.client import UplinkConfig, UplinkConfigError, ingest_url
+
     if url is None:
         for flag, value in (("--ca-file", ca_file), ("--sensor-name", sensor_name)):
             if value is not None:
@@ -305,6 +310,10 @@ def _heartbeat_only(batch: Batch) -> bool:
 
 
 def _warn_if_plain(endpoint: str) -> None:
+    import httpx
+
+    from agent.uplink.client import is_loopback
+
     host = httpx.URL(endpoint).host
     if endpoint.startswith("http://") and not is_loopback(host):
         # on every start, by design: an unencrypted uplink must never be forgotten
