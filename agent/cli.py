@@ -31,7 +31,7 @@ from agent.capture.files import open_capture
 from agent.flows import MAX_FLOWS
 from agent.pipeline import Analyzer
 from agent.policy.tracker import Violation
-from agent.report import InputResult, build_report, render_csv, render_json, render_table
+from agent.report import InputResult, build_report, render_csv, render_table, write_json
 from collector.policy import Policy, PolicyError, load_policy
 
 app = typer.Typer(
@@ -258,7 +258,8 @@ def _write(report: dict, output_format: OutputFormat, output: Path | None) -> No
             render_table(report, text_console)
         text = text_console.export_text()
     elif output_format is OutputFormat.json:
-        text = render_json(report)
+        _write_json(report, output)
+        return
     else:
         text = render_csv(report)
     if output is None:
@@ -266,6 +267,18 @@ def _write(report: dict, output_format: OutputFormat, output: Path | None) -> No
         return
     try:
         output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"{output}: cannot write report: {exc.strerror}")
+        raise typer.Exit(1) from None
+
+
+def _write_json(report: dict[str, Any], output: Path | None) -> None:
+    if output is None:
+        write_json(report, sys.stdout)
+        return
+    try:
+        with output.open("w", encoding="utf-8") as out:
+            write_json(report, out)
     except OSError as exc:
         _fail(f"{output}: cannot write report: {exc.strerror}")
         raise typer.Exit(1) from None
