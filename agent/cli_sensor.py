@@ -23,7 +23,12 @@ from agent.cli_uplink import (
     SpoolMaxOpt,
     default_spool,
 )
-from agent.flows import MAX_FLOWS
+from agent.sensor.limits import (
+    SENSOR_MAX_BINDINGS,
+    SENSOR_MAX_CONVERSATIONS,
+    SENSOR_MAX_EVIDENCE,
+    SENSOR_MAX_FLOWS,
+)
 from agent.sensor.ring import DEFAULT_RING_MB
 
 PANEL_UP = "Upload to a collector"
@@ -98,8 +103,21 @@ def sensor(
                           help="capture ring per worker (MiB): absorbs bursts"),
     ] = DEFAULT_RING_MB,
     max_flows: Annotated[
-        int, typer.Option(min=1, rich_help_panel=PANEL_RUN, help="flow table cap per worker"),
-    ] = MAX_FLOWS,
+        int, typer.Option(min=1, rich_help_panel=PANEL_RUN,
+                          help="open flows per worker; the least recently seen are evicted"),
+    ] = SENSOR_MAX_FLOWS,
+    max_bindings: Annotated[
+        int, typer.Option(min=1, rich_help_panel=PANEL_RUN,
+                          help="endpoint bindings (MAC/IP, routed IPs) per worker"),
+    ] = SENSOR_MAX_BINDINGS,
+    max_conversations: Annotated[
+        int, typer.Option(min=1, rich_help_panel=PANEL_RUN,
+                          help="conversations held (client, server, service, VLAN)"),
+    ] = SENSOR_MAX_CONVERSATIONS,
+    max_evidence: Annotated[
+        int, typer.Option(min=1, rich_help_panel=PANEL_RUN,
+                          help="evidence records held (host, kind, value, VLAN)"),
+    ] = SENSOR_MAX_EVIDENCE,
     stats_interval: Annotated[
         float, typer.Option(min=0.2, metavar="SECONDS", rich_help_panel=PANEL_RUN,
                             help="seconds between counter updates (metrics) [default: 5, at "
@@ -166,6 +184,9 @@ def sensor(
         alerts=alert or [],
         ring_mb=ring_mb,
         max_flows=max_flows,
+        max_bindings=max_bindings,
+        max_conversations=max_conversations,
+        max_evidence=max_evidence,
         flush_timeout=flush_timeout,
     )
     code = run_sensor(config)

@@ -409,6 +409,8 @@ def main() -> int:
     ap.add_argument("--steps-from", type=Path, default=None,
                     help="take the rate steps from this earlier run's JSON lines (stdout) "
                     "instead of measuring them again; e.g. to redo only the soak")
+    ap.add_argument("--ns-prefix", default="medtap-sen-bench",
+                    help="name prefix of the sender's network namespace")
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("live_replay needs root (namespaces, AF_PACKET)")
@@ -421,7 +423,7 @@ def main() -> int:
     if stats.exists():
         file_packets = int(json.loads(stats.read_text()).get("packets", file_packets))
     load_before = os.getloadavg()
-    link = Link(f"medtap-sen-bench-{os.getpid()}")
+    link = Link(f"{args.ns_prefix}-{os.getpid()}")
     searches: list[Search] = []
     soaks: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="medtap-sen-bench-") as tmpdir:

@@ -6,6 +6,7 @@ worker processes, merged snapshots as deltas, policy, spool and uplink.
 - ``export``      what a worker hands over (deltas, endpoint table, open flows, counters)
 - ``merge``       the workers' exports as one state; devices classified once
 - ``snapshot``    running totals -> deltas (``Ledger``), batch ids per run and snapshot
+- ``limits``      the sensor's memory caps (flows, bindings, conversations, evidence)
 - ``policysource`` the policy from a file or the collector; reload
 - ``privileges``  drop to a user or shed capabilities, verified
 - ``alerts``, ``metrics``, ``logs``  alert thread, Prometheus text, JSON logs

@@ -14,8 +14,12 @@ flows still open (a snapshot must show a two-hour MLLP link before it ends).
 
 from __future__ import annotations
 
+import operator
+import pickle
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from agent.conversations import Conversation, ConversationTable
 from agent.endpoints import EndpointTable
@@ -41,6 +45,7 @@ class Counters:
     ip_fragments: int = 0
     conversations_dropped_flows: int = 0
     evidence_dropped: int = 0
+    bindings_dropped: int = 0
 
     def add(self, other: Counters) -> Counters:
         return Counters(**{k: v + getattr(other, k) for k, v in vars(self).items()})
@@ -48,6 +53,12 @@ class Counters:
 
 @dataclass
 class WorkerExport:
+    """Pickled through the worker's pipe with its record lists as plain tuples
+    (``__getstate__``): a ``slots`` dataclass pickles through a Python-level
+    ``__getstate__`` per object, which made a worker stop reading its ring for over a
+    second per snapshot at ~35k records (docs/sensor.md, "Kernel drops"); tuples pickle in C.
+    The sensor process rebuilds the records (``__setstate__``), off the capture path."""
+
     worker: int
     seq: int
     final: bool
@@ -56,10 +67,41 @@ class WorkerExport:
     evidence: list[Evidence] = field(default_factory=list)  # seen since last export
     endpoints: EndpointTable | None = None  # the whole table
     live: list[Conversation] = field(default_factory=list)  # open flows, current counters
+    live_flows: list[int] = field(default_factory=list)  # flows in each ``live`` record
     vlans: set[tuple[int | None, int | None]] = field(default_factory=set)
     malformed: dict[str, int] = field(default_factory=dict)
     parser_errors: dict[str, int] = field(default_factory=dict)
     apps: dict[str, int] = field(default_factory=dict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for name in ("conversations", "live"):
+            state[name] = list(map(_CONVERSATION_ROW, state[name]))
+        state["evidence"] = list(map(_EVIDENCE_ROW, state["evidence"]))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name in ("conversations", "live"):
+            state[name] = [Conversation(*row) for row in state[name]]
+        state["evidence"] = [Evidence(*row) for row in state["evidence"]]
+        self.__dict__.update(state)
+
+
+# One C call per record: attrgetter with several names returns the tuple of their values,
+# in the dataclass's field order (what its constructor takes positionally).
+_CONVERSATION_ROW = operator.attrgetter(*(f.name for f in fields(Conversation)))
+_EVIDENCE_ROW = operator.attrgetter(*(f.name for f in fields(Evidence)))
+
+
+def dump_export(export: WorkerExport) -> bytes:
+    return pickle.dumps(export, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_export(blob: bytes) -> WorkerExport:
+    export = pickle.loads(blob)
+    if not isinstance(export, WorkerExport):
+        raise TypeError(f"not a worker export: {type(export).__name__}")
+    return export
 
 
 def counters(analyzer: Analyzer, capture: dict[str, int]) -> Counters:
@@ -81,6 +123,7 @@ def counters(analyzer: Analyzer, capture: dict[str, int]) -> Counters:
         ip_fragments=analyzer.decoder.ip_fragments,
         conversations_dropped_flows=analyzer.conversations.dropped_flows,
         evidence_dropped=analyzer.evidence.dropped,
+        bindings_dropped=analyzer.endpoints.bindings_dropped,
     )
 
 
@@ -108,6 +151,33 @@ def live_record(flow: Flow) -> Conversation:
     )
 
 
+def live_records(flows: Iterable[Flow]) -> tuple[list[Conversation], list[int]]:
+    """Open flows folded per conversation key and MAC pair, with how many flows each record
+    holds (the endpoint view counts flows). A client's open DNS queries to one server are
+    one record: on the reference mix 44k open flows make ~10k records, which is what a
+    snapshot export pickles and the sensor process merges."""
+    records: dict[tuple[Any, ...], Conversation] = {}
+    counts: dict[tuple[Any, ...], int] = {}
+    for f in flows:
+        key = (f.vlan, f.inner_vlan, f.proto, f.client_ip, f.server_ip, f.server_port,
+               f.client_mac, f.server_mac)
+        rec = records.get(key)
+        if rec is None:
+            records[key] = live_record(f)
+            counts[key] = 1
+            continue
+        counts[key] += 1
+        rec.connections += 0 if f.exported else 1
+        rec.packets_c2s += f.packets_c2s
+        rec.packets_s2c += f.packets_s2c
+        rec.bytes_c2s += f.bytes_c2s
+        rec.bytes_s2c += f.bytes_s2c
+        rec.first_seen = min(rec.first_seen, f.first_seen)
+        rec.last_seen = max(rec.last_seen, f.last_seen)
+        rec.app = rec.app or f.app
+    return list(records.values()), list(counts.values())
+
+
 def take_export(
     analyzer: Analyzer, capture: dict[str, int], *, worker: int, seq: int, final: bool
 ) -> WorkerExport:
@@ -124,6 +194,7 @@ def take_export(
     evidence = list(store)
     store._records = {}
     det = analyzer.appdetect
+    live, live_flows = live_records(analyzer.flows.flows())
     return WorkerExport(
         worker=worker,
         seq=seq,
@@ -132,7 +203,8 @@ def take_export(
         conversations=conversations.records(),
         evidence=evidence,
         endpoints=analyzer.endpoints,  # pickled on send: a copy as of now
-        live=[live_record(f) for f in analyzer.flows.flows()],
+        live=live,
+        live_flows=live_flows,
         vlans=set(analyzer.vlans),
         malformed=dict(analyzer.decoder.malformed),
         parser_errors=dict(Counter(det.parser_errors) + Counter(analyzer.frame_parser_errors)),
@@ -140,4 +212,8 @@ def take_export(
     )
 
 
-__all__ = ["Counters", "WorkerExport", "counters", "live_record", "take_export"]
+__all__ = [
+    "Counters", "WorkerExport", "counters", "dump_export", "live_record", "live_records",
+    "load_export",
+    "take_export",
+]

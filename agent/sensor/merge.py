@@ -96,7 +96,8 @@ class SensorState:
         self.conversations: dict[ConversationKey, Conversation] = {}
         self.evidence: dict[EvidenceKey, Evidence] = {}
         self.endpoints: dict[int, EndpointTable] = {}
-        self.live: dict[int, list[Conversation]] = {}
+        self.live: dict[int, list[Conversation]] = {}  # each worker's latest, replaced
+        self.live_flows: dict[int, list[int]] = {}
         self.counters: dict[int, Counters] = {}
         self.vlans: set[tuple[int | None, int | None]] = set()
         self.malformed: dict[int, dict[str, int]] = {}
@@ -138,6 +139,7 @@ class SensorState:
         if export.endpoints is not None:
             self.endpoints[w] = export.endpoints
         self.live[w] = export.live
+        self.live_flows[w] = export.live_flows
         self.counters[w] = export.counters
         self.vlans |= export.vlans
         self.malformed[w] = export.malformed
@@ -170,10 +172,11 @@ class SensorState:
         table = EndpointTable()
         for w in sorted(self.endpoints):
             merge_endpoints(table, self.endpoints[w])
-        for records in self.live.values():
-            for c in records:
-                table.see(c.client_mac, c.vlan, c.client_ip, c.first_seen, c.last_seen)
-                table.see(c.server_mac, c.vlan, c.server_ip, c.first_seen, c.last_seen)
+        for w, records in self.live.items():
+            counts = self.live_flows.get(w) or [1] * len(records)
+            for c, n in zip(records, counts, strict=True):
+                table.see(c.client_mac, c.vlan, c.client_ip, c.first_seen, c.last_seen, n)
+                table.see(c.server_mac, c.vlan, c.server_ip, c.first_seen, c.last_seen, n)
         return table
 
     def results(self) -> Results:
@@ -204,6 +207,7 @@ class SensorState:
             "parser_errors": _sum_dicts(self.parser_errors.values()),
             "evidence_records": len(self.evidence),
             "evidence_dropped": t.evidence_dropped + self.evidence_dropped,
+            "endpoint_bindings_dropped": t.bindings_dropped,
             "capture": {
                 "received": t.kernel_received,
                 "dropped": t.kernel_drops,

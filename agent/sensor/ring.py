@@ -65,9 +65,15 @@ ARPHRD_ETHER = 1
 ARPHRD_LOOPBACK = 772
 ARPHRD_NONE = 0xFFFE
 
-BLOCK_SIZE = 1 << 20  # one block = 1 MiB of frames; a power of two pages
+# Ring geometry. The kernel hands a block over when it is full *or* after RETIRE_MS, so at
+# a moderate rate most blocks leave partly filled and the ring holds ``blocks * RETIRE_MS``
+# of traffic, not ``ring_mb`` of it: 32 blocks of 1 MiB retired every 50 ms held 1.6 s at
+# 4k pkt/s per worker (blocks 13% full), and every longer pause dropped frames
+# (docs/sensor.md, "Capture"). Small blocks and a longer timeout fill the memory instead:
+# 128 blocks of 256 KiB retired after 200 ms hold >= 25 s at any rate the ring's bytes allow.
+BLOCK_SIZE = 1 << 18  # 256 KiB: a 64 KiB GRO/GSO frame still fits; a power of two pages
 FRAME_SIZE = 2048  # V3 packs frames by size; tp_frame_nr only has to be consistent
-RETIRE_MS = 50  # a partly filled block is handed over after this long (low traffic)
+RETIRE_MS = 200  # a partly filled block is handed over after this long (low traffic)
 DEFAULT_RING_MB = 32
 POLL_MS = 100  # how often frames() checks stop() and calls idle()
 

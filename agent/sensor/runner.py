@@ -34,7 +34,6 @@ from types import FrameType
 from typing import Any
 
 from agent.capture import CaptureError
-from agent.flows import MAX_FLOWS
 from agent.policy.apply import device_zone
 from agent.policy.directory import Directory
 from agent.policy.tracker import (
@@ -48,6 +47,12 @@ from agent.report import InputResult, build_report, version
 from agent.sensor import privileges
 from agent.sensor.alerts import AlertThread
 from agent.sensor.export import Counters
+from agent.sensor.limits import (
+    SENSOR_MAX_BINDINGS,
+    SENSOR_MAX_CONVERSATIONS,
+    SENSOR_MAX_EVIDENCE,
+    SENSOR_MAX_FLOWS,
+)
 from agent.sensor.merge import SensorState
 from agent.sensor.metrics import Metrics, Sample
 from agent.sensor.policysource import Loaded, PolicySource, PolicySourceError
@@ -66,6 +71,11 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 WORKER_TIMEOUT = 60.0  # seconds a worker may take to answer (a large export pickles)
 MAX_ALERTED = 100_000  # violation keys remembered so a policy reload does not re-alert
+# The sensor process lowers its own priority once the workers are forked: its snapshot
+# (merge, classification, report, batches) is seconds of CPU every --report-interval, and
+# on a small appliance it must not take the cores the capture workers need to keep their
+# rings drained (docs/sensor.md, "Kernel drops"). Lowering is always allowed.
+SENSOR_NICE = 10
 
 
 class SensorError(Exception):
@@ -94,7 +104,11 @@ class SensorConfig:
     metrics_port: int | None = None
     alerts: list[str] = field(default_factory=list)
     ring_mb: int = DEFAULT_RING_MB
-    max_flows: int = MAX_FLOWS
+    max_flows: int = SENSOR_MAX_FLOWS
+    max_bindings: int = SENSOR_MAX_BINDINGS
+    max_conversations: int = SENSOR_MAX_CONVERSATIONS
+    max_evidence: int = SENSOR_MAX_EVIDENCE
+    nice: int = SENSOR_NICE
     flush_timeout: float = 15.0
     defrag: bool = True
     core_only: bool = False
@@ -104,7 +118,7 @@ class Sensor:
     def __init__(self, config: SensorConfig) -> None:
         self.config = config
         self.run_id = new_run_id()
-        self.state = SensorState()
+        self.state = SensorState(config.max_conversations, config.max_evidence)
         self.ledger = Ledger()
         self.metrics = Metrics()
         self.policy_source = PolicySource(config.policy_file, config.uplink)
@@ -201,9 +215,16 @@ class Sensor:
             for src in sources:
                 src.close()
             raise
-        workers = WorkerConfig(max_flows=cfg.max_flows, core_only=cfg.core_only)
+        workers = WorkerConfig(max_flows=cfg.max_flows, max_bindings=cfg.max_bindings,
+                               max_conversations=cfg.max_conversations,
+                               max_evidence=cfg.max_evidence, core_only=cfg.core_only)
         self.pool = WorkerPool(sources, workers)
         self.pool.start()  # fork before any thread exists in this process
+        if cfg.nice:
+            try:
+                os.nice(cfg.nice)  # this process only: the workers keep their priority
+            except OSError as exc:
+                log.warning("cannot lower the sensor process's priority: %s", exc.strerror)
         try:
             self.spool = Spool(cfg.spool_dir, max_bytes=cfg.spool_max_bytes)
         except SpoolError as exc:
@@ -491,6 +512,8 @@ class Sensor:
             ("parser_errors", "medtap_sensor_parser_errors_total",
              "parser bugs contained (flow dropped)"),
             ("flows_created", "medtap_sensor_flows_total", "flows seen"),
+            ("bindings_dropped", "medtap_sensor_bindings_dropped_total",
+             "endpoint bindings not kept: a worker's --max-bindings reached"),
         )
         for attr, name, help_text in counters:
             s.append(Sample(name, "counter", help_text, getattr(total, attr)))
@@ -498,6 +521,16 @@ class Sensor:
                 s.append(Sample(name, "counter", help_text, getattr(c, attr),
                                 (("worker", str(w)),)))
         s.append(Sample("medtap_sensor_flows_live", "gauge", "open flows", total.flows_live))
+        s.append(Sample("medtap_sensor_conversations", "gauge",
+                        "conversations held (running totals)", len(self.state.conversations)))
+        s.append(Sample("medtap_sensor_conversations_dropped_total", "counter",
+                        "ended flows not recorded: a conversation cap reached",
+                        total.conversations_dropped_flows + self.state.conversations_dropped))
+        s.append(Sample("medtap_sensor_evidence_records", "gauge",
+                        "evidence records held (running totals)", len(self.state.evidence)))
+        s.append(Sample("medtap_sensor_evidence_dropped_total", "counter",
+                        "new evidence facts not kept: an evidence cap reached",
+                        total.evidence_dropped + self.state.evidence_dropped))
         spool = self.spool.stats() if self.spool is not None else None
         if spool is not None:
             s.append(Sample("medtap_sensor_spool_depth", "gauge", "batches waiting to be sent",

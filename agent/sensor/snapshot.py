@@ -78,7 +78,16 @@ def _fingerprint(row: Mapping[str, Any]) -> str:
 
 
 class Ledger:
-    """What has been handed to the uplink so far, per record."""
+    """What has been handed to the uplink so far, per record.
+
+    ``flows_delta`` and ``devices_delta`` take the *whole* current report and forget the
+    records it no longer has, so the ledger is bounded by the sensor's own tables, not by
+    uptime: a flow item leaves the report only when it was an open flow whose conversation a
+    cap turned away (if it comes back, it is new traffic: its counters restart), a device id
+    when the endpoint it named is known by another id now (an IP-only endpoint whose MAC
+    was learned), an evidence row when its source changed ("stores DICOM from 3 clients" ->
+    4). Violations are kept across policy reloads (so a reload never re-sends a total).
+    """
 
     def __init__(self) -> None:
         self.flows: dict[FlowKey, tuple[int, ...]] = {}
@@ -112,6 +121,9 @@ class Ledger:
             row = dict(item)
             row.update(zip(FLOW_COUNTS, diff, strict=True))
             out.append(row)
+        if len(self.flows) > len(items):
+            present = {_flow_key(item) for item in items}
+            self.flows = {k: v for k, v in self.flows.items() if k in present}
         return out
 
     def devices_delta(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -126,6 +138,8 @@ class Ledger:
                 evidence[ekey] = evidence.get(ekey, 0) + int(ev.get("count") or 0)
             if sent is None:
                 sent = _SentDevice("", 0)
+            elif len(sent.evidence) > len(evidence):
+                sent.evidence = {k: v for k, v in sent.evidence.items() if k in evidence}
             new_evidence = []
             for ev in row.get("evidence") or []:
                 ekey = (ev["kind"], ev["value"], ev["source"])
@@ -143,6 +157,9 @@ class Ledger:
             out_row["flows"] = more_flows
             out_row["evidence"] = new_evidence
             out.append(out_row)
+        if len(self.devices) > len(rows):
+            present = {row["id"] for row in rows}
+            self.devices = {k: v for k, v in self.devices.items() if k in present}
         return out
 
     def violations_delta(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -6,7 +6,8 @@ privileges with. A worker is single-threaded: between packets (every ``TICK_EVER
 frames, and whenever its ring is idle for ``POLL_MS``) it looks at its pipe and answers:
 
 - ``("stats", seq)``    -> ``("stats", worker, seq, Counters)``
-- ``("snapshot", seq)`` -> ``("export", worker, seq, WorkerExport)`` (delta tables reset)
+- ``("snapshot", seq)`` -> ``("export", worker, seq, bytes)``: a pickled ``WorkerExport``
+  (``dump_export``; delta tables reset)
 - ``("stop", seq)``     -> ends capture, ends every open flow (parsers flush), sends the final
   export and exits 0.
 
@@ -32,9 +33,21 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from agent.capture import CaptureError
-from agent.flows import MAX_FLOWS
 from agent.pipeline import Analyzer
-from agent.sensor.export import Counters, WorkerExport, counters, take_export
+from agent.sensor.export import (
+    Counters,
+    WorkerExport,
+    counters,
+    dump_export,
+    load_export,
+    take_export,
+)
+from agent.sensor.limits import (
+    SENSOR_MAX_BINDINGS,
+    SENSOR_MAX_CONVERSATIONS,
+    SENSOR_MAX_EVIDENCE,
+    SENSOR_MAX_FLOWS,
+)
 from agent.sensor.ring import RingSource
 
 log = logging.getLogger(__name__)
@@ -45,8 +58,20 @@ EXIT_CAPTURE_ERROR = 3
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    max_flows: int = MAX_FLOWS
+    max_flows: int = SENSOR_MAX_FLOWS
+    max_bindings: int = SENSOR_MAX_BINDINGS
+    max_conversations: int = SENSOR_MAX_CONVERSATIONS  # per export interval (a delta)
+    max_evidence: int = SENSOR_MAX_EVIDENCE  # per export interval (a delta)
     core_only: bool = False
+
+
+def worker_analyzer(config: WorkerConfig) -> Analyzer:
+    """An ``Analyzer`` with the sensor's caps (agent/sensor/limits.py)."""
+    analyzer = Analyzer(max_flows=config.max_flows, core_only=config.core_only)
+    analyzer.endpoints.max_bindings = config.max_bindings
+    analyzer.conversations.max_records = config.max_conversations  # kept by take_export
+    analyzer.evidence.max_records = config.max_evidence
+    return analyzer
 
 
 class WorkerError(Exception):
@@ -66,7 +91,7 @@ class _Worker:
         self.index = index
         self.source = source
         self.conn = conn
-        self.analyzer = Analyzer(max_flows=config.max_flows, core_only=config.core_only)
+        self.analyzer = worker_analyzer(config)
         self.stop_seq: int | None = None
 
     def check(self) -> None:
@@ -83,7 +108,7 @@ class _Worker:
             if kind == "stats":
                 conn.send(("stats", self.index, seq, counters(self.analyzer, self.source.stats())))
             elif kind == "snapshot":
-                conn.send(("export", self.index, seq, self._export(seq, final=False)))
+                conn.send(("export", self.index, seq, dump_export(self._export(seq, final=False))))
             elif kind == "stop":
                 self.stop_seq = seq
                 self.source.stop()
@@ -105,7 +130,7 @@ class _Worker:
         self.analyzer.flows.close_all()  # end of capture: parsers see end of stream
         seq = self.stop_seq if self.stop_seq is not None else 0
         try:
-            self.conn.send(("export", self.index, seq, self._export(seq, final=True)))
+            self.conn.send(("export", self.index, seq, dump_export(self._export(seq, final=True))))
         except (BrokenPipeError, OSError):
             return 0
         return 0
@@ -162,8 +187,13 @@ class WorkerPool:
         self, kind: str, on_export: Callable[[WorkerExport], None], timeout: float
     ) -> dict[int, Counters]:
         """Send ``kind`` to every worker and wait for every answer. Each export that
-        arrives is handed to ``on_export`` at once, whatever request it answers, so no
-        delta is ever lost. Returns each worker's counters."""
+        arrives is handed to ``on_export``, whatever request it answers, so no delta is
+        ever lost. Returns each worker's counters.
+
+        An export arrives as bytes (pickled by the worker) and is unpickled only once every
+        worker has answered: a worker blocks in ``send`` until its whole export has left the
+        pipe, so rebuilding worker 0's records before reading worker 1's would keep worker
+        1 from its ring for that long."""
         self._seq += 1
         seq = self._seq
         for conn in self.conns:
@@ -172,32 +202,40 @@ class WorkerPool:
         got: dict[int, Counters] = {}
         deadline = time.monotonic() + timeout
         pending = set(range(len(self.conns)))
-        while pending:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise WorkerError(f"capture workers {sorted(pending)} did not answer "
-                                  f"{kind!r} within {timeout:g} s")
-            ready = multiprocessing.connection.wait(
-                [self.conns[i] for i in pending], timeout=min(left, 1.0)
-            )
-            if not ready:
-                self.check_alive()
-                continue
-            for ready_conn in ready:
-                assert isinstance(ready_conn, Connection)
-                conn = ready_conn
-                try:
-                    reply_kind, worker, rseq, payload = conn.recv()
-                except (EOFError, OSError):
-                    i = self.conns.index(conn)
-                    raise WorkerError(f"capture worker {i} closed its pipe") from None
-                if reply_kind == "export":
-                    on_export(payload)
-                    got[worker] = payload.counters
-                else:
-                    got[worker] = payload
-                if reply_kind == want and rseq == seq:
-                    pending.discard(worker)
+        exports: list[bytes] = []
+        try:
+            while pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WorkerError(f"capture workers {sorted(pending)} did not answer "
+                                      f"{kind!r} within {timeout:g} s")
+                ready = multiprocessing.connection.wait(
+                    [self.conns[i] for i in pending], timeout=min(left, 1.0)
+                )
+                if not ready:
+                    self.check_alive()
+                    continue
+                for ready_conn in ready:
+                    assert isinstance(ready_conn, Connection)
+                    conn = ready_conn
+                    try:
+                        reply_kind, worker, rseq, payload = conn.recv()
+                    except (EOFError, OSError):
+                        i = self.conns.index(conn)
+                        raise WorkerError(f"capture worker {i} closed its pipe") from None
+                    if reply_kind == "export":
+                        exports.append(payload)
+                    else:
+                        got[worker] = payload
+                    if reply_kind == want and rseq == seq:
+                        pending.discard(worker)
+        finally:  # what did arrive is handed on even when a worker failed to answer
+            for blob in exports:
+                export = load_export(blob)
+                on_export(export)
+                prev = got.get(export.worker)  # a stats reply may be newer than the export
+                if prev is None or export.counters.packets >= prev.packets:
+                    got[export.worker] = export.counters
         return got
 
     def stop(self, on_export: Callable[[WorkerExport], None], timeout: float) -> None:
@@ -217,4 +255,4 @@ class WorkerPool:
                 conn.close()
 
 
-__all__ = ["WorkerConfig", "WorkerError", "WorkerPool", "worker_main"]
+__all__ = ["WorkerConfig", "WorkerError", "WorkerPool", "worker_analyzer", "worker_main"]
