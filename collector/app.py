@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from collector.alerts import AlertDispatcher
@@ -102,6 +102,37 @@ class BodyLimitMiddleware:
             await _send_json(send, 413, {"detail": f"body larger than {self.limit} bytes"})
 
 
+class UrlGuardMiddleware:
+    """Refuses a NUL character in the path or query string before any route sees it:
+    PostgreSQL cannot compare text with NUL (the query would fail with a 500), and no
+    name, address or filter value of the inventory contains one. 422 on the API (in the
+    shape of a validation error), 400 on the web pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            where = None
+            if "\x00" in scope["path"]:
+                where = "path"
+            elif b"%00" in scope.get("query_string", b"") or b"\x00" in scope.get(
+                "query_string", b""
+            ):
+                where = "query"
+            if where is not None:
+                log.info("request refused: NUL character in the %s", where)
+                if scope["path"].startswith(API_PREFIX + "/"):
+                    detail: Any = [
+                        {"loc": [where], "msg": "NUL character", "type": "string_pattern_mismatch"}
+                    ]
+                    await _send_json(send, 422, {"detail": detail})
+                else:
+                    await _send_json(send, 400, {"detail": "NUL character in the URL"})
+                return
+        await self.app(scope, receive, send)
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -168,8 +199,11 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     app.include_router(web_router)  # the web inventory at / (collector/web)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_busy)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_exception_handler(DataError, _unstorable)
+    # The last added runs first: the headers go on every answer, the guards' own included.
+    app.add_middleware(UrlGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -186,11 +220,37 @@ def create_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(batch.pop("$defs", {}))
             components["Batch"] = batch
+            _document_common_answers(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+COMMON_ANSWERS = {
+    "413": "request body larger than MEDTAP_MAX_BODY_BYTES",
+    "503": "database busy; retry after Retry-After seconds",
+}
+AUTH_ANSWERS = {
+    "401": "no valid bearer token (missing, unknown, revoked or expired); WWW-Authenticate",
+    "403": "a valid token whose role may not do this",
+    "429": "too many failed bearer tokens from this address; retry after Retry-After seconds",
+}
+
+
+def _document_common_answers(schema: dict[str, Any]) -> None:
+    """Every operation can answer 413 and 503; every one behind a token 401, 403, 429."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            answers = dict(COMMON_ANSWERS)
+            if operation.get("security"):
+                answers.update(AUTH_ANSWERS)
+            if path.startswith(API_PREFIX + "/"):
+                answers["422"] = "invalid parameters or body (locations and types, no values)"
+            for code, description in answers.items():
+                responses.setdefault(code, {"description": description})
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -200,6 +260,16 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for e in list(exc.errors())[: ingest.MAX_REPORTED_ERRORS]
     ]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _unstorable(_: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value (a number out of its range, a character it cannot
+    store): the request is at fault, not the server, and retrying will not help."""
+    log.warning("value refused by the database: %s", type(getattr(exc, "orig", exc)).__name__)
+    return JSONResponse(
+        {"detail": "a value is out of range or has a character the database cannot store"},
+        status_code=422,
+    )
 
 
 async def _database_busy(_: Request, exc: Exception) -> JSONResponse:

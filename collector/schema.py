@@ -23,8 +23,11 @@ MAX_FLOWS = 200_000
 MAX_VIOLATIONS = 50_000
 MAX_EVIDENCE = 200  # per device
 
-Text = Annotated[str, StringConstraints(max_length=512)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# No NUL characters in any text: PostgreSQL cannot store them (and no device field needs
+# one); the sensor's batch builder strips them before validation (agent/uplink/batch.py).
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, StringConstraints(max_length=512, pattern=NO_NUL)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=NO_NUL)]
 BatchId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{8,128}$")]
 Vlan = Annotated[int, Field(ge=0, le=4095)]
 Count = Annotated[int, Field(ge=0)]

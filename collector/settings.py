@@ -31,6 +31,8 @@ class Settings:
     login_max_failures: int = 5
     login_max_failures_per_ip: int = 50
     login_window_seconds: int = 900
+    # Failed bearer tokens (and session cookies) allowed per client address per window.
+    auth_max_failures_per_ip: int = 100
     # A sensor is "late" after this long without a heartbeat, "silent" after the second.
     sensor_late_seconds: int = 300
     sensor_silent_seconds: int = 1800
@@ -46,7 +48,12 @@ class Settings:
 
     def validate(self) -> Settings:
         check_database_url(self.database_url)
-        for name in ("max_body_bytes", "max_decompressed_bytes", "login_max_failures"):
+        for name in (
+            "max_body_bytes",
+            "max_decompressed_bytes",
+            "login_max_failures",
+            "auth_max_failures_per_ip",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name} must be positive")
         if self.sensor_silent_seconds < self.sensor_late_seconds:
@@ -62,6 +69,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "login_max_failures": ("MEDTAP_LOGIN_MAX_FAILURES", int),
     "login_max_failures_per_ip": ("MEDTAP_LOGIN_MAX_FAILURES_PER_IP", int),
     "login_window_seconds": ("MEDTAP_LOGIN_WINDOW_SECONDS", int),
+    "auth_max_failures_per_ip": ("MEDTAP_AUTH_MAX_FAILURES_PER_IP", int),
     "sensor_late_seconds": ("MEDTAP_SENSOR_LATE_SECONDS", int),
     "sensor_silent_seconds": ("MEDTAP_SENSOR_SILENT_SECONDS", int),
     "max_evidence_per_device": ("MEDTAP_MAX_EVIDENCE_PER_DEVICE", int),

@@ -29,6 +29,7 @@ from collector.schema import (
     MAX_EVIDENCE,
     MAX_FLOWS,
     MAX_VIOLATIONS,
+    NO_NUL,
     Batch,
     ClassifiedField,
     DeviceReport,
@@ -265,8 +266,9 @@ def _validate(model: type[M], data: dict[str, Any], stats: BuildStats) -> M | No
 
 
 def _repair(data: dict[str, Any], errors: Sequence[Any]) -> bool:
-    """Fix what the schema's length limits refused, in place. False when an error is not
-    a length error (or its place cannot be reached), so the item is refused instead."""
+    """Fix what the schema's length limits refused, and NUL characters (which it refuses
+    everywhere), in place. False when an error is another kind (or its place cannot be
+    reached), so the item is refused instead."""
     removals: list[tuple[list[Any], int]] = []
     for err in errors:
         *parent_loc, key = err["loc"]
@@ -277,6 +279,8 @@ def _repair(data: dict[str, Any], errors: Sequence[Any]) -> bool:
             return False
         if kind in ("string_too_long", "too_long") and isinstance(max_length, int):
             parent[key] = parent[key][:max_length]
+        elif _nul_refused(err) and isinstance(parent[key], str):
+            parent[key] = parent[key].replace("\x00", "")  # e.g. a DHCP name's NUL padding
         elif kind == "string_too_short" and isinstance(parent, list):
             removals.append((parent, key))
         elif kind == "string_too_short" and isinstance(parent, dict) and key != "id":
@@ -286,6 +290,12 @@ def _repair(data: dict[str, Any], errors: Sequence[Any]) -> bool:
     for lst, index in sorted(removals, key=lambda r: r[1], reverse=True):
         del lst[index]
     return True
+
+
+def _nul_refused(err: Any) -> bool:
+    return bool(
+        err["type"] == "string_pattern_mismatch" and (err.get("ctx") or {}).get("pattern") == NO_NUL
+    )
 
 
 def _walk(data: Any, loc: Sequence[Any]) -> Any:

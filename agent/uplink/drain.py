@@ -19,8 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from agent.uplink.client import Outcome, UplinkAuthError, UplinkClient, UplinkError
-from agent.uplink.spool import Spool
+from agent.uplink.client import (
+    Outcome,
+    SendResult,
+    UplinkAuthError,
+    UplinkClient,
+    UplinkError,
+)
+from agent.uplink.spool import Spool, SpoolError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,11 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+class SpoolWriteError(UplinkError):
+    """The spool cannot record a delivery (disk full, I/O error): the drain stops, the
+    batches stay; one already delivered is sent again later and answered ``duplicate``."""
 
 
 @dataclass
@@ -88,12 +99,12 @@ def drain(
             break
         try:
             sent = client.send(entry.batch_id, entry.body)
+            _record(spool, entry.seq, sent)
         except UplinkError as exc:
             result.fatal = exc
             break
         if sent.outcome in (Outcome.STORED, Outcome.DUPLICATE):
             duplicate = sent.outcome is Outcome.DUPLICATE
-            spool.ack(entry.seq, duplicate=duplicate)
             result.duplicate += duplicate
             result.stored += not duplicate
             if failing:
@@ -105,7 +116,6 @@ def drain(
             backoff.reset()
             continue
         if sent.outcome is Outcome.PERMANENT:
-            spool.dead_letter(entry.seq, sent.reason)
             result.dead += 1
             log.error(
                 "batch %s refused by the collector (%s): moved to the dead-letter table",
@@ -115,7 +125,6 @@ def drain(
             progress = clock()
             continue
         # transient: same batch again after a pause (FIFO)
-        spool.note_failure(entry.seq, sent.reason)
         result.retries += 1
         result.last_failure = sent.reason
         delay = backoff.next(sent.retry_after)
@@ -136,6 +145,19 @@ def drain(
         stop.wait(delay)
     result.remaining = spool.depth()
     return result
+
+
+def _record(spool: Spool, seq: int, sent: SendResult) -> None:
+    """Write the outcome of one send to the spool (ack, dead letter or failure note)."""
+    try:
+        if sent.outcome in (Outcome.STORED, Outcome.DUPLICATE):
+            spool.ack(seq, duplicate=sent.outcome is Outcome.DUPLICATE)
+        elif sent.outcome is Outcome.PERMANENT:
+            spool.dead_letter(seq, sent.reason)
+        else:
+            spool.note_failure(seq, sent.reason)
+    except SpoolError as exc:
+        raise SpoolWriteError(f"cannot update the spool: {exc}") from None
 
 
 class DrainLock:

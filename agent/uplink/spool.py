@@ -302,6 +302,9 @@ class Spool:
 
     def _init_schema(self) -> None:
         try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == SCHEMA_VERSION:  # nothing to write: opens on a full disk too, so
+                return  # ``uplink status`` and a drain that frees space still work there
             with self._lock, self._tx() as db:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:

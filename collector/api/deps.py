@@ -2,24 +2,27 @@
 
 401 means "who are you?" (no token, unknown, revoked or expired; with
 ``WWW-Authenticate: Bearer``); 403 means "known, but not allowed" (a sensor token on a
-read endpoint, a viewer on an admin endpoint, a sensor posting as another sensor).
+read endpoint, a viewer on an admin endpoint, a sensor posting as another sensor); 429
+means too many failed tokens from this client address (``token_principal``).
 The token lookup uses its own short session, so the request's session starts clean and a
 write path can open its transaction as a write transaction (collector.db.begin_write).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from collector.auth import Principal, principal_for_token
+from collector.auth import LoginLimiter, Principal, principal_for_token
 from collector.models import utcnow
 from collector.settings import Settings
 
+log = logging.getLogger(__name__)
 bearer = HTTPBearer(auto_error=False, description="sensor token (mts_…) or session (mtu_…)")
 
 
@@ -44,11 +47,33 @@ def get_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("missing bearer token")
+    return token_principal(request, credentials.credentials, unauthorized=_unauthorized)
+
+
+def token_principal(
+    request: Request, token: str, *, unauthorized: Callable[[str], Exception]
+) -> Principal:
+    """The principal of a presented token (bearer header or session cookie), with failed
+    tokens limited per client address: past ``auth_max_failures_per_ip`` in the window the
+    answer is 429 with Retry-After and the token is not looked up at all, so a guesser
+    learns nothing more (a right token waits too, until the window has passed)."""
+    limiter: LoginLimiter = request.app.state.login_limiter
+    settings: Settings = request.app.state.settings
+    key = "token-ip:" + (request.client.host if request.client else "unknown")
+    wait = limiter.retry_after(key, settings.auth_max_failures_per_ip)
+    if wait:
+        log.warning("token refused: too many failed bearer tokens (retry in %ds)", wait)
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many failed tokens from this address; try again later",
+            headers={"Retry-After": str(wait)},
+        )
     maker: sessionmaker[Session] = request.app.state.sessionmaker
     with maker() as session:
-        principal = principal_for_token(session, credentials.credentials, now=utcnow())
+        principal = principal_for_token(session, token, now=utcnow())
     if principal is None:
-        raise _unauthorized("invalid, revoked or expired token")
+        limiter.failed(key)
+        raise unauthorized("invalid, revoked or expired token")
     return principal
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -43,7 +43,9 @@ MAX_DETAIL_EVIDENCE = 1000
 MAX_DETAIL_FLOWS = 200
 CATEGORY_ORDER = {"medical": 0, "clinical-it": 1, "infrastructure": 2, "other": 3}
 
-Skip = Annotated[int, Query(ge=0, description="rows to skip")]
+MAX_ROW_ID = 2**63 - 1  # BIGINT; larger numbers would fail in the database, not here
+Skip = Annotated[int, Query(ge=0, le=MAX_ROW_ID, description="rows to skip")]
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
 
 
@@ -165,7 +167,7 @@ def _multi(
 
 
 @router.get("/{device_id}", response_model=DeviceDetailPublic, responses={404: {}})
-def read_device(_: ReaderDep, session: SessionDep, device_id: int) -> DeviceDetailPublic:
+def read_device(_: ReaderDep, session: SessionDep, device_id: RowId) -> DeviceDetailPublic:
     """One device: its fields with the evidence behind each, all evidence, its flows."""
     device = session.get(Device, device_id)
     if device is None:

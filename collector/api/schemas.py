@@ -8,8 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from collector.schema import NO_NUL
+
 Role = Literal["viewer", "admin"]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=NO_NUL)
+]
 
 
 class In(BaseModel):
@@ -209,7 +213,10 @@ class ViolationDetailPublic(ViolationPublic):
 
 
 class AckIn(In):
-    comment: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    comment: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=2000, pattern=NO_NUL),
+    ]
 
 
 # --- sensors, users, audit, policy -----------------------------------------------------------

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import case, func, or_, select
 
 from collector.api.deps import AdminDep, ReaderDep, SessionDep
-from collector.api.devices import Limit, Skip
+from collector.api.devices import Limit, RowId, Skip
 from collector.api.schemas import (
     AckIn,
     AcknowledgementPublic,
@@ -114,7 +114,7 @@ def _detail(session: SessionDep, violation: Violation) -> ViolationDetailPublic:
 
 
 @router.get("/{violation_id}", response_model=ViolationDetailPublic, responses={404: {}})
-def read_violation(_: ReaderDep, session: SessionDep, violation_id: int) -> ViolationDetailPublic:
+def read_violation(_: ReaderDep, session: SessionDep, violation_id: RowId) -> ViolationDetailPublic:
     violation = session.get(Violation, violation_id)
     if violation is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="violation not found")
@@ -123,7 +123,7 @@ def read_violation(_: ReaderDep, session: SessionDep, violation_id: int) -> Viol
 
 @router.post("/{violation_id}/ack", response_model=ViolationDetailPublic, responses={404: {}})
 def acknowledge(
-    principal: AdminDep, session: SessionDep, violation_id: int, body: AckIn
+    principal: AdminDep, session: SessionDep, violation_id: RowId, body: AckIn
 ) -> ViolationDetailPublic:
     """Acknowledge a violation with a comment; recorded with who and when, and audited."""
     begin_write(session)

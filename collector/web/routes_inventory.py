@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from collector.api.deps import SessionDep
-from collector.api.devices import device_rows, read_device
+from collector.api.devices import RowId, device_rows, read_device
 from collector.inventory import group_label
 from collector.models import utcnow
 from collector.web import params
@@ -119,7 +119,7 @@ def _device_list(
 
 
 @router.get("/device/{device_id}")
-def device(request: Request, user: UserDep, session: SessionDep, device_id: int) -> Response:
+def device(request: Request, user: UserDep, session: SessionDep, device_id: RowId) -> Response:
     detail = read_device(user.principal, session, device_id)  # 404 when unknown
     fields = [(name, detail.fields[name]) for name in FIELD_ORDER if name in detail.fields]
     fields += sorted((k, v) for k, v in detail.fields.items() if k not in FIELD_ORDER)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from collector.api.audit import list_audit
 from collector.api.deps import SessionDep
+from collector.api.devices import RowId
 from collector.api.schemas import AckIn
 from collector.api.violations import acknowledge, list_violations
 from collector.web import params
@@ -80,7 +81,9 @@ def segmentation(request: Request, user: UserDep, session: SessionDep) -> Respon
 
 
 @router.post("/violations/{violation_id}/ack")
-async def ack(request: Request, user: UserDep, session: SessionDep, violation_id: int) -> Response:
+async def ack(
+    request: Request, user: UserDep, session: SessionDep, violation_id: RowId
+) -> Response:
     form = await read_form(request)
     check_csrf(user, form)
     require_admin(user)

@@ -23,10 +23,9 @@ from typing import Annotated
 from urllib.parse import parse_qs, quote
 
 from fastapi import Depends, HTTPException, Request, status
-from sqlalchemy.orm import Session, sessionmaker
 
-from collector.auth import SESSION_TOKEN_PREFIX, Principal, principal_for_token
-from collector.models import utcnow
+from collector.api.deps import token_principal
+from collector.auth import SESSION_TOKEN_PREFIX, Principal
 
 SESSION_COOKIE = "medtap_session"
 LOGIN_CSRF_COOKIE = "medtap_login_csrf"
@@ -116,10 +115,9 @@ def session_user(request: Request) -> WebUser:
     token = request.cookies.get(SESSION_COOKIE, "")
     if not token.startswith(SESSION_TOKEN_PREFIX):
         raise LoginRequired
-    maker: sessionmaker[Session] = request.app.state.sessionmaker
-    with maker() as session:
-        principal = principal_for_token(session, token, now=utcnow())
-    if principal is None or principal.kind != "user":
+    # the same per-address limit on failed tokens as the API's bearer header (429 past it)
+    principal = token_principal(request, token, unauthorized=lambda _: LoginRequired())
+    if principal.kind != "user":
         raise LoginRequired
     return WebUser(principal, token)
 
@@ -140,6 +138,8 @@ async def read_form(request: Request) -> dict[str, str]:
     body = await request.body()
     if len(body) > MAX_FORM_BYTES:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, detail="form too large")
+    if b"\x00" in body or b"%00" in body:  # no field takes one; PostgreSQL cannot compare it
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="malformed form")
     try:
         parsed = parse_qs(
             body.decode("utf-8"),
