@@ -6,7 +6,8 @@
 1. The report: ``medtap analyze PCAP -f json`` (~1 min for the 1M capture), cached beside
    the capture as ``<pcap>.report.json`` (bench/data/ is gitignored).
 2. A real collector: ``medtap collector migrate``, ``add-sensor bench-1..N``, ``serve`` on
-   127.0.0.1 (SQLite in a temporary directory unless ``--database`` names another).
+   127.0.0.1 (SQLite in a temporary directory unless ``--database`` names another, e.g. an
+   empty PostgreSQL database: ``--database postgresql://USER:PW@127.0.0.1:5432/DB``).
 3. Each sensor's batches are built from the report with its own name (so the ids differ and
    the collector merges the same devices from N sensors, as in a hospital with overlapping
    mirror ports) and spooled in its own spool (timed: spool writes/s).
@@ -17,7 +18,7 @@
 5. Checked: the collector's ``ingested_batch`` table holds every batch exactly once.
    ``--duplicates`` then sends every batch again and times the all-``duplicate`` path.
 
-Prints one JSON document. PostgreSQL and latency percentiles are left to the lead.
+Prints one JSON document. API latency at 10k devices: bench/api_latency.py.
 """
 
 from __future__ import annotations
@@ -140,9 +141,11 @@ def drain_all(spools: list[Spool], url: str, tokens: list[str]) -> tuple[float, 
 
 
 def count_ingested(database: str) -> tuple[int, int]:
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    engine = create_engine(database)
+    from collector.db import make_engine  # postgresql:// -> psycopg 3, as the collector does
+
+    engine = make_engine(database)
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT COUNT(*), COUNT(DISTINCT batch_id) FROM ingested_batch"))
         total, distinct = rows.one()
