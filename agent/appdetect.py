@@ -12,6 +12,14 @@ once every probe said no, the flow leaves this module for good and costs one
 attribute check per packet. A parser that raises anything but ``Malformed``
 (which it handles itself) has a bug: it is logged by name and exception type,
 never with bytes, counted, and dropped from the flow.
+
+Parser memory is bounded per flow by each parser's own limits (``MAX_BUFFERED``...) and
+across flows by ``parser_budget``: the bytes all stream parsers hold
+(``StreamParser.buffered``) share ``PARSER_BUDGET_BYTES``, as out-of-order bytes share the
+reassembly budget. A flow whose parser needs more when the budget is spent loses its parser
+(counted in ``reassembly.parser_budget_exhausted``). Found by the parallel-association flood
+of tests/test_floods.py: 2000 DICOM associations each holding an unfinished 60 KB
+P-DATA-TF cost 190 MB, and the default flow cap would have allowed ~17 GB.
 """
 
 from __future__ import annotations
@@ -31,13 +39,14 @@ from agent.reassembly import (
     TcpReassembler,
     dispatch,
 )
-from parsers.base import Direction, FlowKey, Observation, Parser, ParserState
+from parsers.base import Direction, FlowKey, Observation, Parser, ParserState, StreamParser
 from parsers.registry import MAX_PROBE_BYTES, ParserSpec, Registry
 
 log = logging.getLogger(__name__)
 
 MIDSTREAM_PROBE_SEGMENTS = 16
 UDP_PROBE_DATAGRAMS = 4
+PARSER_BUDGET_BYTES = 64 * 1024 * 1024  # per worker: bytes all stream parsers hold together
 
 ObservationSink = Callable[[Flow, str, list[Observation]], None]
 
@@ -45,7 +54,7 @@ ObservationSink = Callable[[Flow, str, list[Observation]], None]
 class AppSession:
     """Per-flow detection state, kept in ``Flow.app_state`` while there is work to do."""
 
-    __slots__ = ("undecided", "probe_buf", "probes_left", "reasm", "parser", "spec")
+    __slots__ = ("undecided", "probe_buf", "probes_left", "reasm", "parser", "spec", "held")
 
     def __init__(self, candidates: list[ParserSpec], probes: int) -> None:
         # Both directions start from the same candidate list; a direction gets its own copy
@@ -56,6 +65,7 @@ class AppSession:
         self.reasm: TcpReassembler | None = None
         self.parser: Parser | None = None
         self.spec: ParserSpec | None = None
+        self.held = 0  # of the parser budget, what this flow's parser holds
 
 
 class AppDetector:
@@ -65,6 +75,7 @@ class AppDetector:
         self._tcp = any(s.transport == "tcp" for s in registry)
         self._udp = any(s.transport == "udp" for s in registry)
         self.budget = ReassemblyBudget()
+        self.parser_budget = ReassemblyBudget(PARSER_BUDGET_BYTES)
         self.reassembly = ReassemblyCounters()
         self.detected: Counter[str] = Counter()
         self.parser_errors: Counter[str] = Counter()
@@ -191,6 +202,17 @@ class AppDetector:
                 "parser %s rejected flow %s: %s", name, _flow_label(flow), parser.reject_reason
             )
             self._give_up(flow)
+            return
+        if isinstance(parser, StreamParser):
+            more = parser.buffered - session.held
+            if more > 0 and not self.parser_budget.reserve(more):
+                self.reassembly.parser_budget_exhausted += 1
+                log.debug("parser budget spent: %s dropped from flow %s", name, _flow_label(flow))
+                self._give_up(flow)
+                return
+            if more < 0:
+                self.parser_budget.release(-more)
+            session.held += more
 
     def on_end(self, flow: Flow, reason: str) -> None:
         session: AppSession | None = flow.app_state
@@ -208,6 +230,9 @@ class AppDetector:
             session.reasm.flush()  # releases held bytes from the shared budget
             self.reassembly.merge(session.reasm.counters)
             session.reasm = None
+        if session is not None and session.held:
+            self.parser_budget.release(session.held)
+            session.held = 0
         flow.app_state = None
 
 

@@ -156,6 +156,13 @@ class StreamParser(ABC):
         return out
 
     @property
+    def buffered(self) -> int:
+        """Bytes this parser holds for the flow right now (both directions), for the agent's
+        shared budget of parser memory. A protocol that reassembles more than ``_buf``
+        (DICOM PDV fragments, TLS handshake messages) adds its own."""
+        return sum(len(buf) for buf in self._buf.values())
+
+    @property
     def finished(self) -> bool:
         """True once the rest of the flow cannot tell anything new (TLS after the handshake,
         HTTP after its message budget): the agent then stops reassembling and feeding it.

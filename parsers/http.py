@@ -43,6 +43,7 @@ from functools import cache
 from parsers.base import Direction, FlowKey, Frame, Malformed, Observation, StreamParser
 from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
+from parsers.wire import CONTROL
 
 MAX_HEADER_BLOCK = 8 * 1024  # bytes of one message's start line + headers read at most
 MAX_LINE = 1024  # a chunk-size line longer than this is not HTTP framing
@@ -65,7 +66,7 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 _PRINTABLE = frozenset(range(0x21, 0x7F))
 _STATUS = re.compile(rb"HTTP/1\.[01] [1-5][0-9][0-9](?: |\r?$)")
 _STATUS_PREFIX = re.compile(rb"H(T(T(P(/(1(\.([01]( [1-5]?[0-9]{0,2})?)?)?)?)?)?)?)?\Z")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = CONTROL  # C1 too: header bytes are decoded as latin-1
 
 # Confidences (0..1), and why.
 CONF_HOSTNAME = 0.3  # Host names the server as the client addressed it; may be a vhost alias
@@ -92,11 +93,13 @@ def probe(direction: Direction, data: bytes) -> Probe:
         return Probe.NO
     end = data.find(b"\r\n")
     line = data if end < 0 else data[:end]
-    if end >= 0:
-        return Probe.MATCH if line.endswith(_VERSIONS) and b" " in line[space + 1 :] else Probe.NO
-    target = data[space + 1 :].rstrip(b"\r")
+    # Judged the same whole or cut short (a NO on a prefix stays a NO): fuzzing found a
+    # target with control bytes that was NO in a short first segment but MATCH in one piece.
+    target = line[space + 1 :].rstrip(b"\r")
     if not all(b in _PRINTABLE or b == 0x20 for b in target):
         return Probe.NO
+    if end >= 0:
+        return Probe.MATCH if line.endswith(_VERSIONS) and b" " in line[space + 1 :] else Probe.NO
     return Probe.MATCH if len(data) >= PROBE_LONG_TARGET else Probe.NEED_MORE
 
 
@@ -234,15 +237,19 @@ class HttpParser(StreamParser):
             return self._stop(side)
         if not side.messages:  # reject a first message that cannot be HTTP before buffering
             self._check_start(direction, bytes(buf[:PROBE_WINDOW]))
-        end = buf.find(b"\r\n\r\n", 0, MAX_HEADER_BLOCK)
-        size = end + 4
-        if end < 0:
-            lf = buf.find(b"\n\n", 0, MAX_HEADER_BLOCK)  # bare-LF senders (RFC 9112 2.2)
+        # The block ends at its first empty line, CRLF or bare LF (RFC 9112 2.2): "\n\r\n"
+        # also finds "\r\n\r\n". The first one, not the first CRLF one: fuzzing found a block
+        # whose end depended on whether a later CRLFCRLF had arrived yet.
+        crlf = buf.find(b"\n\r\n", 0, MAX_HEADER_BLOCK)
+        lf = buf.find(b"\n\n", 0, crlf if crlf >= 0 else MAX_HEADER_BLOCK)
+        if lf >= 0:
             size = lf + 2
-            if lf < 0:
-                if len(buf) < MAX_HEADER_BLOCK:
-                    return None
-                size = MAX_HEADER_BLOCK  # read what fits, then stop this direction
+        elif crlf >= 0:
+            size = crlf + 3
+        else:
+            if len(buf) < MAX_HEADER_BLOCK:
+                return None
+            size = MAX_HEADER_BLOCK  # read what fits, then stop this direction
         side.header_frame = True
         return Frame(size)
 

@@ -33,6 +33,7 @@ from parsers.base import L2Frame, Malformed, Observation
 from parsers.dicom.fingerprints import vendor_of_manufacturer
 from parsers.registry import FrameSpec
 from parsers.vocabulary import MAC_HOST_PREFIX
+from parsers.wire import CONTROL
 
 ETHERTYPE_LLDP = 0x88CC
 MAX_TLVS = 256  # an LLDPDU fits one frame (<= 1500 bytes); more TLVs than this is not LLDP
@@ -157,7 +158,7 @@ def describe_system(text: str) -> SystemDescription | None:
     return None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = CONTROL  # C1 and U+2028/9 too: utf-8 text can hold them
 
 
 def clean_text(raw: bytes) -> str:

@@ -60,7 +60,7 @@ from functools import cache
 from parsers.base import Direction, FlowKey, Frame, Malformed, Observation, StreamParser
 from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
-from parsers.wire import Reader
+from parsers.wire import CONTROL, Reader, printable
 
 RECORD_HEADER = 5
 MAX_RECORD = (1 << 14) + 2048  # TLSCiphertext.length limit (RFC 8446 5.2)
@@ -169,9 +169,9 @@ def probe(direction: Direction, data: bytes) -> Probe:
 
 def _sslv2_hello(data: bytes) -> int | None:
     """The version of an SSL 2.0-format CLIENT-HELLO (RFC 6101 E.2), None if it is not one."""
-    length = ((data[0] & 0x7F) << 8) | data[1]
-    if data[2] != 1 or len(data) < 11:
+    if len(data) < 11 or data[2] != 1:  # length first: fuzzing sent a 2-byte SSL 2.0 record
         return None
+    length = ((data[0] & 0x7F) << 8) | data[1]
     version = int.from_bytes(data[3:5], "big")
     if version != 0x0002 and not (data[3] == 3 and data[4] <= 4):
         return None
@@ -248,7 +248,8 @@ def server_name(hello: Hello) -> str | None:
         kind = names.u8()
         name = names.take(names.u16())
         if kind == 0:
-            return name[:MAX_NAME].decode("ascii", errors="replace").lower().rstrip(".")
+            text = name[:MAX_NAME].decode("ascii", errors="replace").lower().rstrip(".")
+            return printable(text).strip() or None
     return None
 
 
@@ -422,7 +423,7 @@ def parse_certificate(der: bytes) -> CertNames:
     )
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = CONTROL
 
 
 # ---- knowledge: certificate subjects ---------------------------------------------------
@@ -528,6 +529,10 @@ class TlsParser(StreamParser):
 
     def _count(self, what: str) -> None:
         self.stats[what] = self.stats.get(what, 0) + 1
+
+    @property
+    def buffered(self) -> int:
+        return super().buffered + sum(len(side.handshake) for side in self._side.values())
 
     @property
     def finished(self) -> bool:
@@ -648,7 +653,8 @@ class TlsParser(StreamParser):
         client, server = self._sender(direction), self._peer(direction)
         versions = sorted(set(offered_versions(hello)), reverse=True)
         yield from self._obs("client_versions", client, ",".join(map(version_name, versions)), ts)
-        alpn = [p[:64].decode("ascii", errors="replace") for p in alpn_list(hello.ext(EXT_ALPN))]
+        alpn = [printable(p[:64].decode("ascii", errors="replace"))
+                for p in alpn_list(hello.ext(EXT_ALPN))]
         yield from self._obs("alpn_offered", client, ",".join(alpn), ts)
         ja3 = ja3_string(hello)
         yield from self._obs("ja3", client, md5(ja3), ts)
@@ -671,7 +677,8 @@ class TlsParser(StreamParser):
         yield from self._obs("cipher", server, cipher_name(hello.ciphers[0]), ts)
         alpn = alpn_list(hello.ext(EXT_ALPN))
         if alpn:
-            yield from self._obs("alpn", server, alpn[0][:64].decode("ascii", "replace"), ts)
+            yield from self._obs("alpn", server, printable(alpn[0][:64].decode("ascii", "replace")),
+                                 ts)
         ja3s = ja3s_string(hello)
         yield from self._obs("ja3s", server, md5(ja3s), ts)
         yield from self._obs("ja3s_full", server, ja3s, ts)

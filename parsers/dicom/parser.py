@@ -125,6 +125,10 @@ class DicomParser(StreamParser):
         self._scan_pattern = False
         self._dimse_seen = False
 
+    @property
+    def buffered(self) -> int:
+        return super().buffered + self._held
+
     # ---- who is who -------------------------------------------------------------------
     def _requestor(self) -> str:
         to_server = self._rq_direction is Direction.TO_SERVER

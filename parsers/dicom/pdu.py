@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from parsers.base import Malformed
-from parsers.wire import Reader
+from parsers.wire import Reader, printable
 
 PDU_HEADER_LEN = 6
 A_ASSOCIATE_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, P_DATA_TF = 0x01, 0x02, 0x03, 0x04
@@ -156,7 +156,7 @@ def uid(raw: bytes) -> str:
     text = raw.decode("ascii", errors="replace").rstrip("\x00 ")
     if len(text) > MAX_UID_LEN * 2:
         raise Malformed(f"UID of {len(text)} characters")
-    return text
+    return printable(text)
 
 
 def items(r: Reader) -> Iterator[tuple[int, Reader]]:

@@ -202,7 +202,9 @@ def parse_encoding(segment: bytes) -> Encoding:
         raise Malformed("implausible field separator")
     end = segment.find(bytes([fs]), 4)
     msh2 = segment[4:end] if end >= 0 else segment[4:]
-    if not 2 <= len(msh2) <= 5 or len(set(msh2)) != len(msh2) or fs in msh2:
+    # At least component, repetition and subcomponent (v2.1 may omit the escape); fuzzing
+    # found "MSH\^~\&": field separator backslash, two characters, an IndexError.
+    if not 3 <= len(msh2) <= 5 or len(set(msh2)) != len(msh2) or fs in msh2:
         raise Malformed("implausible encoding characters")
     if any(chr(c).isalnum() or c in b"\r\n \x00" for c in msh2):
         raise Malformed("implausible encoding characters")
