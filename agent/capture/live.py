@@ -138,6 +138,42 @@ def attach_bpf(sock: socket.socket, insns: list[Insn]) -> None:
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(fprog))
 
 
+def open_packet_socket(iface: str) -> tuple[socket.socket, int]:
+    """An AF_PACKET socket that receives nothing yet (protocol 0), and the interface index;
+    one-line ``CaptureError``s for a missing interface or missing privileges."""
+    try:
+        ifindex = socket.if_nametoindex(iface)
+    except OSError:
+        raise CaptureError(f"{iface}: no such network interface") from None
+    try:
+        return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0), ifindex
+    except PermissionError:
+        raise CaptureError(f"{iface}: permission denied: live capture needs root or "
+                           "CAP_NET_RAW") from None
+    except OSError as exc:
+        raise CaptureError(f"{iface}: cannot open packet socket: {exc.strerror}") from None
+
+
+def bind_linktype(sock: socket.socket, iface: str) -> int:
+    """Bind ``sock`` to ``iface`` (still receiving nothing) and return the link type its
+    hardware type gives, so a BPF filter can be compiled for it before frames arrive."""
+    try:
+        sock.bind((iface, 0))
+    except OSError as exc:
+        raise CaptureError(f"{iface}: cannot bind: {exc.strerror}") from None
+    hatype = sock.getsockname()[3]
+    if hatype in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+        return lt.ETHERNET
+    if hatype == ARPHRD_NONE:
+        return lt.RAW
+    raise CaptureError(f"{iface}: unsupported interface hardware type {hatype}")
+
+
+def enable_promisc(sock: socket.socket, ifindex: int) -> None:
+    mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
+    sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+
+
 class LiveSource:
     """Frames from a live interface. ``stop()`` (from any thread) ends ``frames()``."""
 
@@ -162,29 +198,9 @@ class LiveSource:
     # -- setup ---------------------------------------------------------------------------
     def _open(self) -> None:
         iface = self.interface
+        sock, ifindex = open_packet_socket(iface)
         try:
-            ifindex = socket.if_nametoindex(iface)
-        except OSError:
-            raise CaptureError(f"{iface}: no such network interface") from None
-        try:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # receives nothing yet
-        except PermissionError:
-            raise CaptureError(f"{iface}: permission denied: live capture needs root or "
-                               "CAP_NET_RAW") from None
-        except OSError as exc:
-            raise CaptureError(f"{iface}: cannot open packet socket: {exc.strerror}") from None
-        try:
-            try:
-                sock.bind((iface, 0))
-            except OSError as exc:
-                raise CaptureError(f"{iface}: cannot bind: {exc.strerror}") from None
-            hatype = sock.getsockname()[3]
-            if hatype in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
-                self.linktype = lt.ETHERNET
-            elif hatype == ARPHRD_NONE:
-                self.linktype = lt.RAW
-            else:
-                raise CaptureError(f"{iface}: unsupported interface hardware type {hatype}")
+            self.linktype = bind_linktype(sock, iface)
             if self.bpf:
                 attach_bpf(sock, compile_bpf(self.bpf, self.linktype, self.snaplen))
             sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
@@ -194,8 +210,7 @@ class LiveSource:
             except OSError:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
             if self.promisc:
-                mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
-                sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+                enable_promisc(sock, ifindex)
             sock.bind((iface, ETH_P_ALL))
             sock.settimeout(POLL_SECONDS)
         except CaptureError:

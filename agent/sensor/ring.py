@@ -41,15 +41,19 @@ from collections.abc import Callable, Iterator
 
 from agent.capture import CaptureError, RawFrame
 from agent.capture import linktypes as lt
-from agent.capture.live import attach_bpf, compile_bpf
+from agent.capture.live import (
+    attach_bpf,
+    bind_linktype,
+    compile_bpf,
+    enable_promisc,
+    open_packet_socket,
+)
 
 log = logging.getLogger(__name__)
 
 # linux/if_ether.h, linux/if_packet.h
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
-PACKET_ADD_MEMBERSHIP = 1
-PACKET_MR_PROMISC = 1
 PACKET_RX_RING = 5
 PACKET_STATISTICS = 6
 PACKET_VERSION = 10
@@ -61,9 +65,6 @@ TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
-ARPHRD_ETHER = 1
-ARPHRD_LOOPBACK = 772
-ARPHRD_NONE = 0xFFFE
 
 # Ring geometry. The kernel hands a block over when it is full *or* after RETIRE_MS, so at
 # a moderate rate most blocks leave partly filled and the ring holds ``blocks * RETIRE_MS``
@@ -129,25 +130,9 @@ class RingSource:
     # -- setup -------------------------------------------------------------------------
     def _open(self) -> None:
         iface = self.interface
+        sock, ifindex = open_packet_socket(iface)
         try:
-            ifindex = socket.if_nametoindex(iface)
-        except OSError:
-            raise CaptureError(f"{iface}: no such network interface") from None
-        try:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        except PermissionError:
-            raise CaptureError(
-                f"{iface}: permission denied: live capture needs root or CAP_NET_RAW"
-            ) from None
-        try:
-            sock.bind((iface, 0))  # protocol 0: bound to the device, still receiving nothing
-            hatype = sock.getsockname()[3]
-            if hatype in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
-                self.linktype = lt.ETHERNET
-            elif hatype == ARPHRD_NONE:
-                self.linktype = lt.RAW
-            else:
-                raise CaptureError(f"{iface}: unsupported interface hardware type {hatype}")
+            self.linktype = bind_linktype(sock, iface)
             if self.bpf:
                 attach_bpf(sock, compile_bpf(self.bpf, self.linktype, 65535))
             sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
@@ -162,8 +147,7 @@ class RingSource:
                 mmap.PROT_READ | mmap.PROT_WRITE,
             )
             if self.promisc:
-                mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
-                sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+                enable_promisc(sock, ifindex)
             sock.bind((iface, ETH_P_ALL))
             if self.fanout_group is not None:
                 mode = PACKET_FANOUT_HASH | (PACKET_FANOUT_FLAG_DEFRAG if self.defrag else 0)
