@@ -38,6 +38,40 @@ class Conversation:
     first_seen: float
     last_seen: float
 
+    def add(self, other: Flow | Conversation, *, connections: int) -> None:
+        """Fold another flow's or conversation's counters into this one."""
+        self.connections += connections
+        self.packets_c2s += other.packets_c2s
+        self.packets_s2c += other.packets_s2c
+        self.bytes_c2s += other.bytes_c2s
+        self.bytes_s2c += other.bytes_s2c
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.last_seen = max(self.last_seen, other.last_seen)
+        self.app = self.app or other.app
+
+    @classmethod
+    def from_flow(cls, flow: Flow, *, connections: int) -> Conversation:
+        """A conversation of one flow, with that flow's counters."""
+        return cls(
+            vlan=flow.vlan,
+            inner_vlan=flow.inner_vlan,
+            proto=flow.proto,
+            client_ip=flow.client_ip,
+            server_ip=flow.server_ip,
+            server_port=flow.server_port,
+            client_port=flow.client_port,
+            client_mac=flow.client_mac,
+            server_mac=flow.server_mac,
+            app=flow.app,
+            connections=connections,
+            packets_c2s=flow.packets_c2s,
+            packets_s2c=flow.packets_s2c,
+            bytes_c2s=flow.bytes_c2s,
+            bytes_s2c=flow.bytes_s2c,
+            first_seen=flow.first_seen,
+            last_seen=flow.last_seen,
+        )
+
 
 class ConversationTable:
     def __init__(self, max_records: int = MAX_CONVERSATIONS) -> None:
@@ -65,31 +99,6 @@ class ConversationTable:
             if len(self._records) >= self.max_records:
                 self.dropped_flows += 1
                 return
-            self._records[key] = Conversation(
-                vlan=flow.vlan,
-                inner_vlan=flow.inner_vlan,
-                proto=flow.proto,
-                client_ip=flow.client_ip,
-                server_ip=flow.server_ip,
-                server_port=flow.server_port,
-                client_port=flow.client_port,
-                client_mac=flow.client_mac,
-                server_mac=flow.server_mac,
-                app=flow.app,
-                connections=1,
-                packets_c2s=flow.packets_c2s,
-                packets_s2c=flow.packets_s2c,
-                bytes_c2s=flow.bytes_c2s,
-                bytes_s2c=flow.bytes_s2c,
-                first_seen=flow.first_seen,
-                last_seen=flow.last_seen,
-            )
+            self._records[key] = Conversation.from_flow(flow, connections=1)
             return
-        rec.connections += new_connection
-        rec.packets_c2s += flow.packets_c2s
-        rec.packets_s2c += flow.packets_s2c
-        rec.bytes_c2s += flow.bytes_c2s
-        rec.bytes_s2c += flow.bytes_s2c
-        rec.first_seen = min(rec.first_seen, flow.first_seen)
-        rec.last_seen = max(rec.last_seen, flow.last_seen)
-        rec.app = rec.app or flow.app
+        rec.add(flow, connections=new_connection)

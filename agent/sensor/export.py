@@ -130,25 +130,7 @@ def counters(analyzer: Analyzer, capture: dict[str, int]) -> Counters:
 def live_record(flow: Flow) -> Conversation:
     """An open flow as a one-flow conversation with its counters so far. A flow that was
     already exported in an active-timeout slice is no new connection."""
-    return Conversation(
-        vlan=flow.vlan,
-        inner_vlan=flow.inner_vlan,
-        proto=flow.proto,
-        client_ip=flow.client_ip,
-        server_ip=flow.server_ip,
-        server_port=flow.server_port,
-        client_port=flow.client_port,
-        client_mac=flow.client_mac,
-        server_mac=flow.server_mac,
-        app=flow.app,
-        connections=0 if flow.exported else 1,
-        packets_c2s=flow.packets_c2s,
-        packets_s2c=flow.packets_s2c,
-        bytes_c2s=flow.bytes_c2s,
-        bytes_s2c=flow.bytes_s2c,
-        first_seen=flow.first_seen,
-        last_seen=flow.last_seen,
-    )
+    return Conversation.from_flow(flow, connections=0 if flow.exported else 1)
 
 
 def live_records(flows: Iterable[Flow]) -> tuple[list[Conversation], list[int]]:
@@ -167,14 +149,7 @@ def live_records(flows: Iterable[Flow]) -> tuple[list[Conversation], list[int]]:
             counts[key] = 1
             continue
         counts[key] += 1
-        rec.connections += 0 if f.exported else 1
-        rec.packets_c2s += f.packets_c2s
-        rec.packets_s2c += f.packets_s2c
-        rec.bytes_c2s += f.bytes_c2s
-        rec.bytes_s2c += f.bytes_s2c
-        rec.first_seen = min(rec.first_seen, f.first_seen)
-        rec.last_seen = max(rec.last_seen, f.last_seen)
-        rec.app = rec.app or f.app
+        rec.add(f, connections=0 if f.exported else 1)
     return list(records.values()), list(counts.values())
 
 

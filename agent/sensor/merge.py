@@ -40,14 +40,7 @@ def conversation_key(c: Conversation) -> ConversationKey:
 
 
 def add_conversation(into: Conversation, c: Conversation) -> None:
-    into.connections += c.connections
-    into.packets_c2s += c.packets_c2s
-    into.packets_s2c += c.packets_s2c
-    into.bytes_c2s += c.bytes_c2s
-    into.bytes_s2c += c.bytes_s2c
-    into.first_seen = min(into.first_seen, c.first_seen)
-    into.last_seen = max(into.last_seen, c.last_seen)
-    into.app = into.app or c.app
+    into.add(c, connections=c.connections)
 
 
 def merge_endpoints(dst: EndpointTable, src: EndpointTable) -> None:
