@@ -156,6 +156,7 @@ typedef struct {
     unsigned proto, sport, dport;
     const unsigned char *src, *dst;
     Py_ssize_t alen;         /* address length: 4 or 16 */
+    int bare_ack;            /* TCP without payload (and without SYN/FIN/RST) */
 } FlowKey;
 
 static inline int is_tpid(unsigned t) { return t == 0x8100 || t == 0x88A8 || t == 0x9100; }
@@ -220,6 +221,7 @@ static int other_key(const unsigned char *f, Py_ssize_t size, FlowKey *k)
             return 0;
         k->sport = be16(l4);
         k->dport = be16(l4 + 2);
+        k->bare_ack = off + hlen == end;
     } else if (k->proto == PROTO_UDP) {
         if (end - off < 8)
             return 0;
@@ -228,10 +230,12 @@ static int other_key(const unsigned char *f, Py_ssize_t size, FlowKey *k)
             return 0;
         k->sport = be16(l4);
         k->dport = be16(l4 + 2);
+        k->bare_ack = 0;
     } else if (k->proto == PROTO_ICMP || k->proto == PROTO_ICMPV6) {
         if (end - off < 4)
             return 0;
         k->sport = k->dport = 0; /* FlowTable: one flow per host pair and protocol */
+        k->bare_ack = 0;
     } else {
         return 0;
     }
@@ -272,10 +276,12 @@ static int lane_key(const unsigned char *f, Py_ssize_t size, FlowKey *k)
         Py_ssize_t hlen = (Py_ssize_t)(l4[12] >> 4) * 4;
         if (total_len < 40 || (l4[13] & TCP_CONTROL) || hlen < 20 || off + hlen > end)
             return 0;
+        k->bare_ack = off + hlen == end;
     } else {
         Py_ssize_t length = be16(l4 + 4);
         if (total_len < 28 || length < 8 || off + length > end)
             return 0;
+        k->bare_ack = 0;
     }
     k->proto = proto;
     k->sport = be16(l4);
@@ -425,9 +431,9 @@ static int lane_flow(LaneObject *ln, PyObject *flow, const FlowKey *k, double ts
     PyObject *app_state = SLOT(flow, S_APP_STATE);
     PyObject *last_seen = SLOT(flow, S_LAST_SEEN);
     PyObject *tcp_state = SLOT(flow, S_TCP_STATE);
-    if (app_state != Py_None || last_seen == NULL || !PyFloat_CheckExact(last_seen) ||
-        tcp_state == NULL)
-        return 0; /* detection/parsing work, or an unusual flow: not ours */
+    if ((app_state != Py_None && !k->bare_ack) || last_seen == NULL ||
+        !PyFloat_CheckExact(last_seen) || tcp_state == NULL)
+        return 0; /* detection/parsing work (a bare ACK has none), or an unusual flow */
     double seen = PyFloat_AS_DOUBLE(last_seen);
     if (ts >= ln->next_sweep)
         return 0; /* due sweep: the table must run it first */

@@ -3,8 +3,11 @@
 Most mirror-port packets are mid-connection segments of flows that no parser
 wants (HTTPS, SMB, database traffic) or that a parser gave up on. For those,
 all the sensor does is count: find the flow, add packets and bytes, move
-last-seen. The layered path (``Decoder.decode`` building a ``PacketMeta``,
-then ``FlowTable.update``) spends most of its time on objects and calls it
+last-seen. A bare TCP ACK (no payload, no SYN/FIN/RST) is counted here even on a flow
+that is still in detection or parsing: ``AppDetector.on_packet`` returns at once for it,
+as it moves no stream (a quarter of those flows' packets on the reference capture).
+The layered path (``Decoder.decode`` building a ``PacketMeta``, then ``FlowTable.update``)
+spends most of its time on objects and calls it
 does not need for that. This function decodes Ethernet / one 802.1Q tag /
 IPv4 without options or fragments / TCP or UDP with one ``unpack_from``
 call, looks the flow up, and updates it in place; QinQ, IPv6 without extension
@@ -14,7 +17,7 @@ docs/performance.md.
 It handles a packet only when the layered path would do exactly the same
 and nothing else; otherwise it returns False and the caller takes the layered
 path, which stays the single source of truth for everything with state:
-a new flow, SYN/FIN/RST, a flow still in detection or parsing, a flow idle past
+a new flow, SYN/FIN/RST, payload for a flow still in detection or parsing, a flow idle past
 its timeout that must end first, a due idle sweep, and every frame that is not
 one of the cases above. ``tests/test_fastlane.py`` checks that reports are
 identical with and without it.
@@ -59,8 +62,9 @@ _TCP = struct.Struct("!HH8xBB").unpack_from  # ports, data offset, flags
 _UDP = struct.Struct("!HHH").unpack_from  # ports, length
 
 
-def other_key(frame: bytes) -> tuple[Key, bytes, int] | None:
-    """The flow key, source address and port of a frame outside the one-unpack case, or None.
+def other_key(frame: bytes) -> tuple[Key, bytes, int, bool] | None:
+    """The flow key, source address and port of a frame outside the one-unpack case, and
+    whether it is a bare TCP ACK (no payload), or None.
 
     Covers up to two VLAN tags of any TPID the decoder knows, IPv4 without options or
     fragments, IPv6 without extension headers, and TCP (no SYN/FIN/RST), UDP, ICMP and
@@ -110,19 +114,22 @@ def other_key(frame: bytes) -> tuple[Key, bytes, int] | None:
         hlen = (data_off >> 4) * 4
         if flags & TCP_CONTROL or hlen < 20 or off + hlen > end:
             return None
+        bare_ack = off + hlen == end
     elif proto == PROTO_UDP:
         if end - off < 8:
             return None
         sport, dport, length = _UDP(frame, off)
         if length < 8 or off + length > end:
             return None
+        bare_ack = False
     elif proto in (PROTO_ICMP, PROTO_ICMPV6):
         if end - off < 4:
             return None
         sport = dport = 0  # FlowTable: one flow per host pair and protocol
+        bare_ack = False
     else:
         return None
-    return (vlan, inner, proto, src, sport, dst, dport), src, sport
+    return (vlan, inner, proto, src, sport, dst, dport), src, sport, bare_ack
 
 
 def fast_lane(table: FlowTable) -> FastLane:
@@ -153,20 +160,22 @@ def fast_lane(table: FlowTable) -> FastLane:
                 hlen = (data_off >> 4) * 4
                 if total_len < 40 or flags & TCP_CONTROL or hlen < 20 or off + hlen > end:
                     return False
+                bare_ack = off + hlen == end
             else:
                 length = seq >> 16
                 if total_len < 28 or length < 8 or off + length > end:
                     return False
+                bare_ack = False
             flow = lookup((vlan, None, proto, src, sport, dst, dport))
         else:  # QinQ, IPv6, ICMP: the general (slower) parse
             found = other_key(frame)
             if found is None:
                 return False
-            key, src, sport = found
+            key, src, sport, bare_ack = found
             flow = lookup(key)
         if (
             flow is None
-            or flow.app_state is not None
+            or (flow.app_state is not None and not bare_ack)
             or ts >= table._next_sweep
             or flow.tcp_state == syn_sent
         ):

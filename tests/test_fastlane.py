@@ -11,6 +11,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 
+from agent import fastcore
 from agent.capture import linktypes
 from agent.capture.files import open_capture
 from agent.decode import Decoder
@@ -86,6 +87,38 @@ def test_lane_takes_only_established_counting_work() -> None:
     assert not lane(frame("FA"), 1.4, 60)  # FIN: state change, the table's job
     assert not lane(frame("A", ts_vlan=30), 1.4, 60)  # another VLAN is another flow
     assert not lane(frame("A"), 1.3 + 400, 60)  # stale: must end before a new one starts
+
+
+@pytest.mark.parametrize("c", [False, True], ids=["python", "c"])
+@pytest.mark.parametrize(
+    "layers",
+    [
+        lambda: Ether() / Dot1Q(vlan=20) / IP(src="10.20.0.5", dst="10.10.5.20"),
+        lambda: Ether() / Dot1AD(vlan=100) / Dot1Q(vlan=20) / IP(src="10.20.0.5", dst="10.10.5.20"),
+        lambda: Ether() / IPv6(src="fd00::5", dst="fd00::20"),
+    ],
+    ids=["one-unpack", "qinq", "ipv6"],
+)
+def test_bare_ack_of_a_parsed_flow_is_lane_work(c: bool, layers: Any) -> None:
+    """A flow still in detection/parsing: its bare ACKs (no payload) are only counted, so
+    the lane takes them; a segment with payload, or padding mistaken for one, is not."""
+    if c and fastcore.c_core() is None:
+        pytest.skip("C extension not built")
+    base = layers()
+    table = FlowTable(lambda f, r: None)
+    raw = bytes(base / TCP(sport=40000, dport=104, flags="A"))
+    meta = Decoder().decode(linktypes.ETHERNET, raw, 1.0, len(raw))
+    assert meta is not None
+    table.update(meta)
+    (flow,) = table.flows()
+    flow.app_state = "parser at work"
+    lane = fastcore.fast_lane(table) if c else fast_lane(table)
+    padded = raw + bytes(6)  # Ethernet padding after the IP datagram: still no payload
+    assert lane(raw, 2.0, 60) and lane(padded, 2.5, 66)
+    assert (flow.packets, flow.bytes, flow.last_seen) == (3, len(raw) + 60 + 66, 2.5)
+    assert not lane(bytes(base / TCP(sport=40000, dport=104, flags="PA") / b"x"), 3.0, 61)
+    assert not lane(bytes(base / TCP(sport=40000, dport=104, flags="FA")), 3.0, 60)
+    assert flow.packets == 3
 
 
 def test_short_frames_never_raise() -> None:
