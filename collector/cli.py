@@ -222,12 +222,15 @@ def list_sensors(database: DatabaseOpt = None) -> None:
         with Session(engine) as session:
             now = utcnow()
             rows = session.scalars(select(Sensor).order_by(Sensor.name)).all()
-            typer.echo("name\tstate\tlast heartbeat\tbatches\tpackets\tdrops\tparser errors")
+            typer.echo(
+                "name\tstate\tlast heartbeat\tbatches\tpackets\tdrops\tparser errors"
+                "\tflows unparsed"
+            )
             for s in rows:
                 seen = s.heartbeat_received_at.isoformat() if s.heartbeat_received_at else "-"
                 typer.echo(
                     f"{s.name}\t{sensor_state(s, settings, now)}\t{seen}\t{s.batches}\t"
-                    f"{s.packets}\t{s.kernel_drops}\t{s.parser_errors}"
+                    f"{s.packets}\t{s.kernel_drops}\t{s.parser_errors}\t{s.flows_unparsed}"
                 )
     finally:
         engine.dispose()

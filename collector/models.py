@@ -83,6 +83,7 @@ class Sensor(Base):
     malformed: Mapped[int] = mapped_column(default=0)
     flows_evicted: Mapped[int] = mapped_column(default=0)
     parser_errors: Mapped[int] = mapped_column(default=0)
+    flows_unparsed: Mapped[int] = mapped_column(default=0, server_default="0")  # 0002
     spool_depth: Mapped[int] = mapped_column(default=0)
     spool_dropped: Mapped[int] = mapped_column(default=0)
 
@@ -338,6 +339,7 @@ class HeartbeatRecord(Base):
     malformed: Mapped[int] = mapped_column(default=0)
     parser_errors: Mapped[int] = mapped_column(default=0)
     flows_evicted: Mapped[int] = mapped_column(default=0)
+    flows_unparsed: Mapped[int] = mapped_column(default=0, server_default="0")  # 0002
     spool_depth: Mapped[int] = mapped_column(default=0)
     spool_dropped: Mapped[int] = mapped_column(default=0)
 

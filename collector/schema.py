@@ -146,6 +146,9 @@ class Heartbeat(Strict):
     malformed: Count = 0
     flows_evicted: Count = 0
     parser_errors: Count = 0
+    # New flows counted (flows, endpoints, policy) but given no protocol parsers because a
+    # capture worker was behind its ring (load shedding): fingerprints may be missing.
+    flows_unparsed: Count = 0
     spool_depth: Count = 0
     spool_dropped: Count = 0
 

@@ -771,6 +771,7 @@ def _record_sensor(conn: Connection, *, sensor_id: int, batch: Batch, now: datet
                 malformed=hb.malformed,
                 parser_errors=hb.parser_errors,
                 flows_evicted=hb.flows_evicted,
+                flows_unparsed=hb.flows_unparsed,
                 spool_depth=hb.spool_depth,
                 spool_dropped=hb.spool_dropped,
             )
@@ -789,6 +790,7 @@ def _record_sensor(conn: Connection, *, sensor_id: int, batch: Batch, now: datet
             "malformed",
             "flows_evicted",
             "parser_errors",
+            "flows_unparsed",
             "spool_depth",
             "spool_dropped",
         ):

@@ -203,14 +203,15 @@ def database_kinds() -> list[Any]:
 
 
 @contextmanager
-def migrated_engine(kind: str, tmp_path: Path) -> Iterator[Engine]:
+def migrated_engine(kind: str, tmp_path: Path, revision: str = "head") -> Iterator[Engine]:
+    """A database migrated to ``revision`` (an older one for upgrade tests)."""
     url = f"sqlite:///{tmp_path / 'collector.db'}" if kind == "sqlite" else postgres_url()
     assert url is not None
     engine = make_engine(url)
     try:
         if kind == "postgresql":
             reset_database(engine)
-        upgrade(engine)
+        upgrade(engine, revision)
         yield engine
     finally:
         if kind == "postgresql":

@@ -466,14 +466,29 @@ def test_violations_acknowledge_and_audit(collector: Collector) -> None:
 
 def test_sensors_report_health_and_counters(collector: Collector) -> None:
     rep = report()
+    # A live sensor that shed load: new flows it gave no parsers (running total).
+    hb = {"at": "2026-01-05T12:00:00Z", "version": "9.9.9", "packets": 10, "flows_unparsed": 1234}
+    with collector.as_("ward-span") as c:
+        bad = small_batch("ward-span")
+        bad["heartbeat"] = dict(hb, flows_unparsed=-1)
+        r = c.post("/api/v1/ingest", json=bad)
+        assert r.status_code == 422
+        assert ("heartbeat", "flows_unparsed") in {tuple(e["loc"]) for e in r.json()["detail"]}
+        r = c.post("/api/v1/ingest", json=small_batch("ward-span", heartbeat=hb))
+        assert r.status_code == 200 and r.json()["status"] == "stored", r.text
     with collector.as_("viewer") as c:
         sensors = {s["name"]: s for s in c.get("/api/v1/sensors").json()["data"]}
     icu = sensors["icu-span"]
     assert icu["state"] == "ok" and icu["packets"] == rep["stats"]["packets"]
     assert icu["version"] == rep["medtap_version"] and icu["batches"] >= 1
+    assert icu["flows_unparsed"] == 0  # its heartbeat (an offline analysis) has none
+    ward = sensors["ward-span"]
+    assert (ward["state"], ward["version"], ward["flows_unparsed"]) == ("ok", "9.9.9", 1234)
     assert sensors["to-revoke"]["state"] in ("revoked", "silent")
     out = medtap("collector", "list-sensors", "--database", collector.server.database)
     assert re.search(r"^icu-span\tok\t", out, re.M)
+    assert out.splitlines()[0].endswith("\tflows unparsed")
+    assert re.search(r"^ward-span\tok\t.*\t1234$", out, re.M)
 
 
 def test_admins_manage_sensors_and_users_over_the_api(collector: Collector) -> None:

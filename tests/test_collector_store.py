@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, MetaData, Table, func, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from collector.api.sensors import sensor_state
 from collector.auth import create_sensor
-from collector.migrate import SchemaError, check_schema, head_revision, upgrade
+from collector.migrate import SchemaError, alembic_config, check_schema, head_revision, upgrade
 from collector.models import (
     Base,
     Device,
@@ -29,6 +30,7 @@ from collector.models import (
     DeviceSensor,
     Evidence,
     Flow,
+    HeartbeatRecord,
     IngestedBatch,
     Sensor,
     Violation,
@@ -325,14 +327,23 @@ def test_evidence_cap_keeps_counting_known_triples(engine: Engine) -> None:
 
 def test_an_older_heartbeat_does_not_replace_a_newer_one(engine: Engine) -> None:
     sid = sensor(engine, "s1")
-    hb = {"at": "2026-01-05T10:00:00Z", "version": "0.1.0", "packets": 500, "kernel_drops": 3}
-    old = dict(hb, at="2026-01-05T09:00:00Z", packets=100, kernel_drops=0)
+    hb = {
+        "at": "2026-01-05T10:00:00Z",
+        "version": "0.1.0",
+        "packets": 500,
+        "kernel_drops": 3,
+        "flows_unparsed": 41,
+    }
+    old = dict(hb, at="2026-01-05T09:00:00Z", packets=100, kernel_drops=0, flows_unparsed=2)
     ingest(engine, sid, small_batch("s1", heartbeat=hb))
     ingest(engine, sid, small_batch("s1", heartbeat=old))  # a spooled batch, sent late
     with Session(engine) as s:
         row = s.get(Sensor, sid)
         assert row is not None
         assert (row.packets, row.kernel_drops, row.batches) == (500, 3, 2)
+        assert row.flows_unparsed == 41
+        history = s.scalars(select(HeartbeatRecord).order_by(HeartbeatRecord.at)).all()
+        assert [(h.packets, h.flows_unparsed) for h in history] == [(100, 2), (500, 41)]
         assert row.heartbeat_at == datetime(2026, 1, 5, 10, tzinfo=UTC)
         settings = Settings(sensor_late_seconds=60, sensor_silent_seconds=600)
         assert row.heartbeat_received_at is not None
@@ -340,6 +351,16 @@ def test_an_older_heartbeat_does_not_replace_a_newer_one(engine: Engine) -> None
         assert sensor_state(row, settings, seen + timedelta(seconds=30)) == "ok"
         assert sensor_state(row, settings, seen + timedelta(seconds=61)) == "late"
         assert sensor_state(row, settings, seen + timedelta(seconds=601)) == "silent"
+
+
+def test_a_heartbeat_from_an_older_sensor_stores_flows_unparsed_0(engine: Engine) -> None:
+    sid = sensor(engine, "s1")
+    hb = {"at": "2026-01-05T10:00:00Z", "version": "0.0.9", "packets": 5}  # no flows_unparsed
+    assert ingest(engine, sid, small_batch("s1", heartbeat=hb)).status == "stored"
+    with Session(engine) as s:
+        row = s.get(Sensor, sid)
+        assert row is not None and (row.packets, row.flows_unparsed) == (5, 0)
+        assert s.scalars(select(HeartbeatRecord.flows_unparsed)).all() == [0]
 
 
 def test_a_newer_or_missing_schema_is_refused(engine: Engine) -> None:
@@ -353,3 +374,74 @@ def test_a_newer_or_missing_schema_is_refused(engine: Engine) -> None:
         conn.execute(text("DELETE FROM alembic_version"))
     with pytest.raises(SchemaError, match="medtap collector migrate"):
         check_schema(engine)
+
+
+def test_a_0001_database_upgrades_to_head_keeping_its_rows(kind: str, tmp_path: Path) -> None:
+    """A collector database written before flows_unparsed (0001) with a sensor, its token and
+    a heartbeat in it: ``migrate`` adds the column (0 for old rows), keeps every row, and
+    going back down to 0001 keeps them too (no table rebuild cascading through the keys)."""
+    at = datetime(2026, 1, 5, 10, tzinfo=UTC).replace(tzinfo=None)
+    counters = ("packets", "bytes", "kernel_drops", "malformed", "flows_evicted")
+    with migrated_engine(kind, tmp_path, revision="0001") as eng:
+        with pytest.raises(SchemaError, match="at revision 0001.*medtap collector migrate"):
+            check_schema(eng)  # serve refuses it until it is migrated
+        with eng.begin() as conn:  # the tables as 0001 made them, not today's models
+            old = MetaData()
+            tables = {n: Table(n, old, autoload_with=conn) for n in TABLES_0001}
+            assert "flows_unparsed" not in tables["sensor"].c
+            sid = conn.execute(
+                insert(tables["sensor"])
+                .values(name="old-span", created_at=at, batches=3, uptime_seconds=1.5)
+                .values({c: 1234 for c in counters})
+                .values(parser_errors=7, spool_depth=2, spool_dropped=5)
+                .returning(tables["sensor"].c.id)
+            ).scalar_one()
+            conn.execute(
+                insert(tables["api_token"]).values(
+                    token_hash="a" * 64, kind="sensor", sensor_id=sid, created_at=at
+                )
+            )
+            conn.execute(
+                insert(tables["heartbeat"]).values(
+                    sensor_id=sid, received_at=at, at=at, packets=1234, kernel_drops=0,
+                    malformed=0, parser_errors=7, flows_evicted=0, spool_depth=2,
+                    spool_dropped=5,
+                )
+            )  # fmt: skip
+        before = {n: _count(eng, n) for n in TABLES_0001}
+
+        upgrade(eng)
+        assert check_schema(eng) == head_revision()
+        with eng.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert {n: _count(eng, n) for n in TABLES_0001} == before
+        with Session(eng) as s:
+            row = s.get(Sensor, sid)
+            assert row is not None and row.name == "old-span"
+            assert (row.packets, row.parser_errors, row.spool_dropped) == (1234, 7, 5)
+            assert row.flows_unparsed == 0
+            assert s.scalars(select(HeartbeatRecord.flows_unparsed)).all() == [0]
+        hb = {"at": "2026-01-05T11:00:00Z", "version": "0.2.0", "flows_unparsed": 9}
+        assert ingest(eng, sid, small_batch("old-span", heartbeat=hb)).status == "stored"
+        with Session(eng) as s:
+            row = s.get(Sensor, sid)
+            assert row is not None and (row.flows_unparsed, row.batches) == (9, 4)
+
+        cfg = alembic_config()
+        with eng.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+        with eng.connect() as conn:
+            assert MigrationContext.configure(conn).get_current_revision() == "0001"
+            for name in ("sensor", "heartbeat"):
+                assert "flows_unparsed" not in {c["name"] for c in inspect(conn).get_columns(name)}
+        after = dict(before, heartbeat=before["heartbeat"] + 1, ingested_batch=1)
+        assert {n: _count(eng, n) for n in TABLES_0001} == after
+
+
+TABLES_0001 = ("sensor", "api_token", "heartbeat", "ingested_batch")
+
+
+def _count(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())

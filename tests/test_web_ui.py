@@ -259,6 +259,8 @@ def test_csv_and_json_exports(sample: Collector, browser: Any) -> None:
 
 
 def test_sensors_page(sample: Collector, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
     login(browser, sample, "viewer")
     open_page(browser, sample, "/sensors")
     rows = texts(browser, "[data-testid=sensor-row]")
@@ -266,6 +268,36 @@ def test_sensors_page(sample: Collector, browser: Any) -> None:
     assert texts(browser, "[data-testid=sensor-state]") == ["ok"]
     packets = f"{sample.reports[0]['stats']['packets']:,}".replace(",", "\u202f")
     assert f" {packets} " in f" {rows[0]} "
+    assert texts(browser, "[data-testid=sensor-flows-unparsed]") == ["0"]  # offline analysis
+    # The live sensor sheds load: new flows counted but given no parsers, reported in its
+    # next heartbeat; the page shows the total, marked, and says what it means.
+    stats = sample.reports[0]["stats"]
+    now = datetime.now(UTC)
+    heartbeat = {
+        "at": now.isoformat(),
+        "version": "live",
+        "packets": stats["packets"],
+        "bytes": stats["bytes"],
+        "flows_unparsed": 12345,
+    }
+    batch = Batch.model_validate(
+        {"sensor": SENSOR, "batch_id": f"hb-{now.timestamp():.6f}", "started": now,
+         "ended": now, "heartbeat": heartbeat}
+    )  # fmt: skip
+    r = httpx.post(
+        sample.url + "/api/v1/ingest",
+        json=batch.model_dump(mode="json"),
+        headers={"Authorization": f"Bearer {sample.token}"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "stored", r.text
+    open_page(browser, sample, "/sensors")
+    cell = browser.find_element(By.CSS_SELECTOR, "[data-testid=sensor-flows-unparsed]")
+    assert cell.text == "12\u202f345" and "warn" in cell.get_attribute("class").split()
+    assert "fingerprints may be missing" in cell.get_attribute("title")
+    header = browser.find_element(
+        By.XPATH, "//table[@data-testid='sensors']//th[.='Flows unparsed']"
+    )
+    assert header.get_attribute("title") == cell.get_attribute("title")
     screenshot(browser, "sensors")
 
 

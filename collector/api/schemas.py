@@ -240,6 +240,7 @@ class SensorPublic(BaseModel):
     malformed: int
     flows_evicted: int
     parser_errors: int
+    flows_unparsed: int  # new flows given no parsers while the sensor shed load
     spool_depth: int
     spool_dropped: int
 

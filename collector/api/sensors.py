@@ -53,6 +53,7 @@ def sensor_public(sensor: Sensor, settings: Settings, now: datetime) -> SensorPu
         malformed=sensor.malformed,
         flows_evicted=sensor.flows_evicted,
         parser_errors=sensor.parser_errors,
+        flows_unparsed=sensor.flows_unparsed,
         spool_depth=sensor.spool_depth,
         spool_dropped=sensor.spool_dropped,
     )

@@ -1,5 +1,6 @@
-"""Sensor health (last heartbeat, packets, drops, parser errors, ok / late / silent) and the
-downloads of the inventory and violations. Both reuse the API's code (collector/api)."""
+"""Sensor health (last heartbeat, packets, drops, parser errors, flows unparsed, ok / late /
+silent) and the downloads of the inventory and violations. Both reuse the API's code
+(collector/api)."""
 
 from __future__ import annotations
 
