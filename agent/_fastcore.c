@@ -1,7 +1,7 @@
 /*
  * agent._fastcore: the per-packet floor of medtap's hot path, in C.
  *
- * Two small types, both behind contracts the pure-Python code defines and tests:
+ * Three small types, all behind contracts the pure-Python code defines and tests:
  *
  *   Lane(table, flow_type, syn_sent, closed_timeout)
  *       A callable ``(frame, ts, wirelen) -> bool`` doing exactly what
@@ -21,6 +21,14 @@
  *       resizing it); frames are always copied out into new ``bytes``. With a Lane attached
  *       (``attach``), Ethernet records the lane handles never become Python objects; only
  *       the others are yielded.
+ *
+ *   RingWalker(ring, block_size, blocks, linktype, block=0)
+ *       An iterator over the frames of a TPACKET_V3 receive ring (the writable mmap of
+ *       ``agent.sensor.ring``), yielding ``(ts, linktype, data, wirelen)`` exactly as
+ *       ``RingSource``'s Python loop does. It walks the blocks the kernel handed over, in
+ *       ring order, gives each back once its frames are consumed, and raises StopIteration
+ *       at the first block not ready; polling stays in Python, which iterates it again.
+ *       With a Lane attached, Ethernet frames the lane handles never become Python objects.
  *
  * Hostile input: every length is checked against the buffer before a byte is read, all
  * arithmetic on lengths is in Py_ssize_t (64-bit) on values bounded by the checks, and
@@ -777,7 +785,10 @@ static PyObject *Walker_next(WalkerObject *w)
         return NULL;
     }
     w->running = 1;
+    /* walker_next reads w->lane once; a tick that detach()es must not free it under us */
+    PyObject *lane = Py_XNewRef((PyObject *)w->lane);
     PyObject *r = walker_next(w);
+    Py_XDECREF(lane);
     w->running = 0;
     return r;
 }
@@ -954,19 +965,484 @@ static PyTypeObject WalkerType = {
 };
 
 /* ---------------------------------------------------------------------------------------
+ * RingWalker
+ * ------------------------------------------------------------------------------------- */
+
+/* TPACKET_V3 layout (linux/if_packet.h, Documentation/networking/packet_mmap.rst) as fixed
+ * offsets read with memcpy: no Linux headers, so the rest of the file still builds anywhere.
+ * Every field is in host byte order. */
+#define TP_STATUS_KERNEL 0
+#define TP_STATUS_USER 1
+#define TP_STATUS_VLAN_VALID 0x10
+#define TP_STATUS_VLAN_TPID_VALID 0x40
+#define BLOCK_STATUS_OFF 8   /* tpacket_block_desc: version, offset_to_priv, then hdr.bh1: */
+#define BLOCK_NUM_PKTS_OFF 12 /* block_status, num_pkts, offset_to_first_pkt, ... */
+#define BLOCK_FIRST_OFF 16
+#define BLOCK_DESC_LEN 48    /* sizeof(struct tpacket_block_desc): no frame starts inside it */
+#define FRAME_HDR_LEN 48     /* sizeof(struct tpacket3_hdr): a frame's header fits the block */
+#define FRAME_VLAN_TCI_OFF 32  /* hv1.tp_vlan_tci (u32; the kernel stores 16 bits) */
+#define FRAME_VLAN_TPID_OFF 36 /* hv1.tp_vlan_tpid (u16) */
+#define VLAN_TAG_LEN 4
+
+#ifndef Py_T_ULONGLONG
+#define Py_T_ULONGLONG T_ULONGLONG
+#define Py_T_PYSSIZET T_PYSSIZET
+#define Py_READONLY READONLY
+#endif
+
+static inline uint32_t ld32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline unsigned ld16(const unsigned char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer view;          /* the ring, writable; view.obj NULL once closed */
+    Py_ssize_t block_size, nblocks;
+    unsigned char *scratch;  /* block_size + 4 bytes: a frame with its 802.1Q tag put back */
+    PyObject *linktype_obj;
+    int linktype;
+    Py_ssize_t block;        /* the block being read, or the next one to wait for */
+    int active;              /* `block` is ours: frames idx..count-1 of it are unread */
+    uint32_t idx, count;
+    Py_ssize_t off, low;     /* frame idx's offset in the block, and the lowest legal one */
+    LaneObject *lane;        /* NULL: every frame is yielded */
+    PyObject *tick;          /* called every `tick_every` frames while a lane is attached */
+    unsigned long long tick_every;
+    unsigned long long frames, bytes, vlan_restored, lane_packets, lane_bytes, bad_frames;
+    unsigned long long attach_packets, attach_bytes; /* lane counters when attach() ran */
+    int running;             /* inside next(): re-entry refused, close() deferred */
+    int stopped;             /* stop(): no further block is taken */
+    int closing;             /* close() during next(): the buffer goes when next() returns */
+} RingObject;
+
+/* One frame of the current block, decoded but not consumed. */
+typedef struct {
+    const unsigned char *data; /* in the ring, or the scratch copy with the tag put back */
+    Py_ssize_t len;
+    double ts;
+    unsigned long long wirelen;
+    int vlan;                  /* the tag was put back */
+    uint32_t next;             /* tp_next_offset */
+} RingFrame;
+
+static inline unsigned char *ring_block(RingObject *r, Py_ssize_t b)
+{
+    return (unsigned char *)r->view.buf + b * r->block_size;
+}
+
+/* block_status: the one word the kernel and we hand the block over with (aligned: checked in
+ * Ring_new). Acquire on read, release on write: the block's bytes are the kernel's before
+ * the one and after the other, never read across. */
+static inline uint32_t *ring_status(RingObject *r, Py_ssize_t b)
+{
+    return (uint32_t *)(void *)(ring_block(r, b) + BLOCK_STATUS_OFF);
+}
+
+static inline int ring_ready(RingObject *r, Py_ssize_t b)
+{
+    return (__atomic_load_n(ring_status(r, b), __ATOMIC_ACQUIRE) & TP_STATUS_USER) != 0;
+}
+
+/* Give the current block back to the kernel (every read of it is done) and move on. */
+static void ring_release(RingObject *r)
+{
+    __atomic_store_n(ring_status(r, r->block), (uint32_t)TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    r->active = 0;
+    r->block = (r->block + 1) % r->nblocks;
+}
+
+/* Take the current block if the kernel handed it over: 1 taken, 0 not ready. */
+static int ring_take(RingObject *r)
+{
+    if (!ring_ready(r, r->block))
+        return 0;
+    const unsigned char *b = ring_block(r, r->block);
+    r->count = ld32(b + BLOCK_NUM_PKTS_OFF);
+    r->off = (Py_ssize_t)ld32(b + BLOCK_FIRST_OFF); /* checked with the frame, below */
+    r->low = BLOCK_DESC_LEN;
+    r->idx = 0;
+    r->active = 1;
+    return 1;
+}
+
+/* Decode frame idx of the current block. 0: it lies outside the block (the header, or the
+ * data at tp_mac + tp_snaplen), or starts before the end of the previous frame's header (a
+ * next_offset below the header size would walk in place). Nothing is read before its check;
+ * off <= block_size, mac < 2^16 and snaplen < 2^32 cannot overflow 64-bit arithmetic. */
+static int ring_frame(RingObject *r, RingFrame *fr)
+{
+    Py_ssize_t off = r->off, bs = r->block_size;
+    if (off < r->low || off > bs - FRAME_HDR_LEN)
+        return 0;
+    const unsigned char *h = ring_block(r, r->block) + off;
+    uint32_t snaplen = ld32(h + 12), status = ld32(h + 20);
+    Py_ssize_t start = off + (Py_ssize_t)ld16(h + 24);
+    if (start > bs || (unsigned long long)snaplen > (unsigned long long)(bs - start))
+        return 0;
+    fr->next = ld32(h);
+    /* Python's ``sec + nsec * 1e-9``: two roundings in two statements (never fused into an
+     * FMA, which -std=c11 does not do across statements), so the doubles are identical. */
+    double frac = (double)ld32(h + 8) * 1e-9;
+    fr->ts = (double)ld32(h + 4) + frac;
+    fr->wirelen = ld32(h + 16);
+    fr->data = h - off + start;
+    fr->len = (Py_ssize_t)snaplen;
+    fr->vlan = 0;
+    if ((status & TP_STATUS_VLAN_VALID) && r->linktype == LINKTYPE_ETHERNET && snaplen >= 12) {
+        /* the NIC or the kernel took the tag out: put it back after the two addresses */
+        unsigned tci = ld32(h + FRAME_VLAN_TCI_OFF) & 0xFFFF;
+        unsigned tpid = (status & TP_STATUS_VLAN_TPID_VALID) ? ld16(h + FRAME_VLAN_TPID_OFF)
+                                                             : 0x8100;
+        unsigned char *s = r->scratch; /* block_size + 4 bytes, snaplen <= block_size */
+        memcpy(s, fr->data, 12);
+        s[12] = (unsigned char)(tpid >> 8);
+        s[13] = (unsigned char)tpid;
+        s[14] = (unsigned char)(tci >> 8);
+        s[15] = (unsigned char)tci;
+        memcpy(s + 12 + VLAN_TAG_LEN, fr->data + 12, (size_t)snaplen - 12);
+        fr->data = s;
+        fr->len += VLAN_TAG_LEN;
+        fr->wirelen += VLAN_TAG_LEN;
+        fr->vlan = 1;
+    }
+    return 1;
+}
+
+/* The frame is handed on (yielded or counted by the lane): count it and step to the next;
+ * the block goes back to the kernel as soon as its last frame is consumed. */
+static void ring_consume(RingObject *r, const RingFrame *fr)
+{
+    r->frames++;
+    r->bytes += fr->wirelen;
+    r->vlan_restored += (unsigned long long)fr->vlan;
+    r->idx++;
+    r->low = r->off + FRAME_HDR_LEN;
+    /* a next_offset past the block is clamped to its end, which ring_frame refuses */
+    r->off = fr->next > (uint32_t)(r->block_size - r->off) ? r->block_size
+                                                            : r->off + (Py_ssize_t)fr->next;
+    if (r->idx >= r->count)
+        ring_release(r);
+}
+
+/* Call tick(). The frame being handled is not consumed yet: if tick raises, the next call
+ * reads it again (and ticks again); if tick calls stop(), it is still handed on, as is the
+ * rest of its block. 0, or -1 with an exception. */
+static int ring_tick(RingObject *r)
+{
+    PyObject *fn = Py_NewRef(r->tick); /* tick may replace itself through attach/detach */
+    PyObject *res = PyObject_CallNoArgs(fn);
+    Py_DECREF(fn);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    /* Python ran: the lane (maybe another one now) must re-read the table's sweep time */
+    if (r->lane != NULL && lane_refresh(r->lane) < 0)
+        return -1;
+    return 0;
+}
+
+/* ``(ts, linktype, data, wirelen)`` with the frame copied out of the ring. */
+static PyObject *ring_tuple(RingObject *r, const RingFrame *fr)
+{
+    PyObject *tso = PyFloat_FromDouble(fr->ts);
+    PyObject *data = PyBytes_FromStringAndSize((const char *)fr->data, fr->len);
+    PyObject *wl = PyLong_FromUnsignedLongLong(fr->wirelen);
+    PyObject *tup = PyTuple_New(4);
+    if (tso == NULL || data == NULL || wl == NULL || tup == NULL) {
+        Py_XDECREF(tso);
+        Py_XDECREF(data);
+        Py_XDECREF(wl);
+        Py_XDECREF(tup);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(tup, 0, tso);
+    PyTuple_SET_ITEM(tup, 1, Py_NewRef(r->linktype_obj));
+    PyTuple_SET_ITEM(tup, 2, data);
+    PyTuple_SET_ITEM(tup, 3, wl);
+    return tup;
+}
+
+/* The next frame the lane does not take; NULL without an exception: no block ready (or
+ * stopped at a block boundary, or closed). A frame is consumed only once it is handled, so
+ * an error leaves it to be read again. */
+static PyObject *ring_next(RingObject *r)
+{
+    int eth = r->linktype == LINKTYPE_ETHERNET;
+    if (eth && r->lane != NULL && lane_refresh(r->lane) < 0)
+        return NULL;
+    for (;;) {
+        if (!r->active && (r->stopped || !ring_take(r)))
+            return NULL;
+        if (r->idx >= r->count) { /* an empty block, or a hostile num_pkts of 0 */
+            ring_release(r);
+            continue;
+        }
+        RingFrame fr;
+        if (!ring_frame(r, &fr)) { /* the rest of the block cannot be trusted: skipped */
+            r->bad_frames++;
+            ring_release(r);
+            continue;
+        }
+        if (r->tick != NULL && (r->frames + 1) % r->tick_every == 0) {
+            if (ring_tick(r) < 0)
+                return NULL;
+            if (r->closing)
+                return NULL; /* closed from the tick: no further read of the ring */
+        }
+        LaneObject *ln = eth ? r->lane : NULL; /* re-read: a tick may have detached it */
+        if (ln != NULL) {
+            Py_INCREF(ln); /* lane_try may run Python code (a detach() among it) */
+            int took = lane_try(ln, fr.data, fr.len, fr.ts, NULL, fr.wirelen);
+            Py_DECREF(ln);
+            if (took < 0)
+                return NULL;
+            if (took) {
+                r->lane_packets++;
+                r->lane_bytes += fr.wirelen;
+                ring_consume(r, &fr);
+                continue;
+            }
+        }
+        PyObject *tup = ring_tuple(r, &fr);
+        if (tup != NULL)
+            ring_consume(r, &fr);
+        return tup;
+    }
+}
+
+static void ring_drop_buffer(RingObject *r)
+{
+    if (r->view.obj != NULL)
+        PyBuffer_Release(&r->view);
+    r->active = 0;
+}
+
+static PyObject *Ring_next(RingObject *r)
+{
+    /* tick() is Python: a next() from inside it would walk the block the outer call is in
+     * the middle of. Refused, as generators do. */
+    if (r->running) {
+        PyErr_SetString(PyExc_ValueError, "RingWalker already executing");
+        return NULL;
+    }
+    if (r->view.obj == NULL)
+        return NULL; /* closed */
+    r->running = 1;
+    PyObject *res = ring_next(r);
+    r->running = 0;
+    if (r->closing) {
+        r->closing = 0;
+        ring_drop_buffer(r);
+    }
+    return res;
+}
+
+static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"ring", "block_size", "blocks", "linktype", "block", NULL};
+    PyObject *ring;
+    Py_ssize_t block_size, blocks, block = 0;
+    int linktype;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Onni|n:RingWalker", kwlist, &ring,
+                                     &block_size, &blocks, &linktype, &block))
+        return NULL;
+    /* block_status must be 4-byte aligned for the atomics: blocks of a multiple of 8 bytes
+     * on an aligned buffer (the kernel's are whole pages). INT_MAX keeps offsets small. */
+    if (block_size < BLOCK_DESC_LEN + FRAME_HDR_LEN || block_size % 8 != 0 ||
+        block_size > INT_MAX - VLAN_TAG_LEN || blocks < 1 || block < 0 || block >= blocks) {
+        PyErr_SetString(PyExc_ValueError, "RingWalker: bad block_size, blocks or block");
+        return NULL;
+    }
+    RingObject *r = (RingObject *)type->tp_alloc(type, 0);
+    if (r == NULL)
+        return NULL;
+    if (PyObject_GetBuffer(ring, &r->view, PyBUF_WRITABLE) < 0) {
+        r->view.obj = NULL;
+        Py_DECREF(r);
+        return NULL;
+    }
+    if (r->view.len / block_size < blocks || (uintptr_t)r->view.buf % 8 != 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "RingWalker: the ring is shorter than its blocks, or misaligned");
+        Py_DECREF(r);
+        return NULL;
+    }
+    r->scratch = PyMem_Malloc((size_t)block_size + VLAN_TAG_LEN);
+    r->linktype_obj = PyLong_FromLong(linktype);
+    if (r->scratch == NULL || r->linktype_obj == NULL) {
+        if (r->scratch == NULL)
+            PyErr_NoMemory();
+        Py_DECREF(r);
+        return NULL;
+    }
+    r->block_size = block_size;
+    r->nblocks = blocks;
+    r->block = block;
+    r->linktype = linktype;
+    return (PyObject *)r;
+}
+
+static PyObject *Ring_attach(RingObject *r, PyObject *args)
+{
+    PyObject *lane, *tick;
+    unsigned long long every;
+    if (!PyArg_ParseTuple(args, "O!OK:attach", &LaneType, &lane, &tick, &every))
+        return NULL;
+    if (tick != Py_None && !PyCallable_Check(tick)) {
+        PyErr_SetString(PyExc_TypeError, "tick must be callable or None");
+        return NULL;
+    }
+    if (lane_refresh((LaneObject *)lane) < 0)
+        return NULL;
+    Py_XSETREF(r->lane, (LaneObject *)Py_NewRef(lane));
+    Py_XSETREF(r->tick, tick == Py_None ? NULL : Py_NewRef(tick));
+    r->tick_every = every == 0 ? 1 : every;
+    r->attach_packets = r->lane_packets;
+    r->attach_bytes = r->lane_bytes;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ring_detach(RingObject *r, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *res = Py_BuildValue("KK", r->lane_packets - r->attach_packets,
+                                  r->lane_bytes - r->attach_bytes);
+    if (res == NULL)
+        return NULL;
+    Py_CLEAR(r->lane);
+    Py_CLEAR(r->tick);
+    r->attach_packets = r->lane_packets;
+    r->attach_bytes = r->lane_bytes;
+    return res;
+}
+
+static PyObject *Ring_ready_blocks(RingObject *r, PyObject *Py_UNUSED(ignored))
+{
+    /* the current block counts while it is ours: it is still waiting to be finished */
+    Py_ssize_t n = 0;
+    if (r->view.obj != NULL) {
+        while (n < r->nblocks && ring_ready(r, (r->block + n) % r->nblocks))
+            n++;
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *Ring_stop(RingObject *r, PyObject *Py_UNUSED(ignored))
+{
+    r->stopped = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Ring_close(RingObject *r, PyObject *Py_UNUSED(ignored))
+{
+    /* from inside next() (a tick): the buffer is in use until next() returns */
+    if (r->running)
+        r->closing = 1;
+    else
+        ring_drop_buffer(r);
+    Py_RETURN_NONE;
+}
+
+static int Ring_traverse(RingObject *r, visitproc visit, void *arg)
+{
+    Py_VISIT(r->view.obj);
+    Py_VISIT(r->linktype_obj);
+    Py_VISIT(r->lane);
+    Py_VISIT(r->tick);
+    return 0;
+}
+
+static int Ring_clear(RingObject *r)
+{
+    ring_drop_buffer(r);
+    Py_CLEAR(r->linktype_obj);
+    Py_CLEAR(r->lane);
+    Py_CLEAR(r->tick);
+    return 0;
+}
+
+static void Ring_dealloc(RingObject *r)
+{
+    PyObject_GC_UnTrack(r);
+    Ring_clear(r);
+    PyMem_Free(r->scratch);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static PyMethodDef Ring_methods[] = {
+    {"attach", (PyCFunction)Ring_attach, METH_VARARGS,
+     PyDoc_STR("attach(lane, tick, every): run `lane` on Ethernet frames and yield only the "
+               "frames it does not handle; call tick() every `every` frames")},
+    {"detach", (PyCFunction)Ring_detach, METH_NOARGS,
+     PyDoc_STR("detach() -> (packets, bytes) the lane handled since attach(); removes it")},
+    {"ready_blocks", (PyCFunction)Ring_ready_blocks, METH_NOARGS,
+     PyDoc_STR("ready_blocks() -> blocks from the current one on that are ready and waiting")},
+    {"stop", (PyCFunction)Ring_stop, METH_NOARGS,
+     PyDoc_STR("stop(): finish the current block, then take no further block")},
+    {"close", (PyCFunction)Ring_close, METH_NOARGS,
+     PyDoc_STR("close(): release the ring's buffer (so its mmap can close); iteration ends")},
+    {NULL, NULL, 0, NULL},
+};
+
+#define RING_COUNTER(name, doc) \
+    {#name, Py_T_ULONGLONG, offsetof(RingObject, name), Py_READONLY, PyDoc_STR(doc)}
+static PyMemberDef Ring_members[] = {
+    RING_COUNTER(frames, "frames handed on (yielded or counted by the lane)"),
+    RING_COUNTER(bytes, "their wire bytes, with the 4 of each 802.1Q tag put back"),
+    RING_COUNTER(vlan_restored, "frames whose stripped 802.1Q tag was put back"),
+    RING_COUNTER(lane_packets, "frames the lane counted (since the walker was made)"),
+    RING_COUNTER(lane_bytes, "their wire bytes"),
+    RING_COUNTER(bad_frames, "frames outside their block: each ended its block"),
+    {"block", Py_T_PYSSIZET, offsetof(RingObject, block), Py_READONLY,
+     PyDoc_STR("the block being read, or the next one waited for")},
+    {"blocks", Py_T_PYSSIZET, offsetof(RingObject, nblocks), Py_READONLY,
+     PyDoc_STR("blocks in the ring")},
+    {NULL, 0, 0, 0, NULL},
+};
+#undef RING_COUNTER
+
+static PyTypeObject RingType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "agent._fastcore.RingWalker",
+    .tp_doc = PyDoc_STR("RingWalker(ring, block_size, blocks, linktype, block=0): the frames "
+                        "of a TPACKET_V3 ring as (ts, linktype, data, wirelen)"),
+    .tp_basicsize = sizeof(RingObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = Ring_new,
+    .tp_dealloc = (destructor)Ring_dealloc,
+    .tp_traverse = (traverseproc)Ring_traverse,
+    .tp_clear = (inquiry)Ring_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Ring_next,
+    .tp_methods = Ring_methods,
+    .tp_members = Ring_members,
+};
+
+/* ---------------------------------------------------------------------------------------
  * module
  * ------------------------------------------------------------------------------------- */
 
 static struct PyModuleDef fastcore_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "agent._fastcore",
-    .m_doc = "C hot path of medtap: pcap record walker and fast lane (see agent/fastcore.py).",
+    .m_doc = "C hot path of medtap: pcap record walker, TPACKET_V3 ring walker and fast lane "
+             "(see agent/fastcore.py).",
     .m_size = -1,
 };
 
 PyMODINIT_FUNC PyInit__fastcore(void)
 {
-    if (PyType_Ready(&LaneType) < 0 || PyType_Ready(&WalkerType) < 0)
+    if (PyType_Ready(&LaneType) < 0 || PyType_Ready(&WalkerType) < 0 ||
+        PyType_Ready(&RingType) < 0)
         return NULL;
     if (str_next_sweep == NULL && (str_next_sweep = PyUnicode_InternFromString("_next_sweep")) == NULL)
         return NULL;
@@ -978,7 +1454,8 @@ PyMODINIT_FUNC PyInit__fastcore(void)
     PyObject *m = PyModule_Create(&fastcore_module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddType(m, &LaneType) < 0 || PyModule_AddType(m, &WalkerType) < 0) {
+    if (PyModule_AddType(m, &LaneType) < 0 || PyModule_AddType(m, &WalkerType) < 0 ||
+        PyModule_AddType(m, &RingType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

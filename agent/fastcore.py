@@ -4,13 +4,16 @@ The C extension is optional (``setup.py`` marks it so): without a compiler medta
 runs on the Python code, which stays the definition of every behaviour. ``MEDTAP_NO_C=1`` in the
 environment forces the Python path (read on every call, so tests can switch it).
 
-Two pieces, each a drop-in for Python code with the same contract:
+Three pieces, each a drop-in for Python code with the same contract:
 
 - ``fast_lane(table)``: ``agent._fastcore.Lane``, the fast lane of ``agent.fastlane`` in C
   (same decision, same flow updates; ``tests/test_fastcore.py`` compares them frame by frame).
 - ``pcap_walker(...)``: ``agent._fastcore.PcapWalker``, the record loop of
   ``agent.capture.pcapfile`` in C. ``attach_lane`` lets it run the lane itself, so frames the
   lane counts never become Python objects and ``Analyzer.run`` sees only the others.
+- ``ring_walker(...)``: ``agent._fastcore.RingWalker``, the per-frame loop of
+  ``agent.sensor.ring.RingSource`` over a TPACKET_V3 ring in C; ``attach_lane`` works on it
+  too (through the ``RingSource.frames()`` object that polls around it).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from agent.capture import RawFrame
 from agent.fastlane import FastLane
@@ -37,12 +40,39 @@ Buffer = bytes | memoryview  # what the pcap record walkers read from
 Refill = Callable[[Buffer, int, int], "tuple[Buffer, int] | None"]
 
 
+@runtime_checkable
 class LaneReader(Protocol):
-    """A frame source that runs a fast lane itself (``agent._fastcore.PcapWalker``)."""
+    """A frame source that runs a C fast lane itself: ``agent._fastcore.PcapWalker``, or
+    ``agent._fastcore.RingWalker`` (directly or inside ``RingSource.frames()``).
+    ``attach(lane, tick, every)`` only accepts an ``agent._fastcore.Lane``."""
 
     def attach(self, lane: Any, tick: Callable[[], None] | None, every: int) -> None: ...
 
     def detach(self) -> tuple[int, int]: ...
+
+
+class RingReader(LaneReader, Protocol):
+    """``agent._fastcore.RingWalker``: frames of a TPACKET_V3 ring; StopIteration when the
+    next block is not ready (iterate again later: the position is kept)."""
+
+    frames: int  # handed on: yielded or counted by the lane
+    bytes: int  # their wire bytes, 802.1Q tags put back included
+    vlan_restored: int
+    lane_packets: int  # since the walker was made (detach() gives those since attach())
+    lane_bytes: int
+    bad_frames: int  # frames outside their block; each ended its block
+    block: int  # the block being read, or the next one waited for
+    blocks: int
+
+    def __iter__(self) -> Iterator[RawFrame]: ...
+
+    def __next__(self) -> RawFrame: ...
+
+    def ready_blocks(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def c_core() -> ModuleType | None:
@@ -80,23 +110,33 @@ def pcap_walker(
     return walker
 
 
+def ring_walker(ring: Any, block_size: int, blocks: int, linktype: int,
+                block: int = 0) -> RingReader | None:
+    """A C walker over the TPACKET_V3 ring ``ring`` (a writable buffer: the ring's mmap)
+    from ``block`` on, None without C."""
+    c = c_core()
+    if c is None:
+        return None
+    walker: RingReader = c.RingWalker(ring, block_size, blocks, linktype, block)
+    return walker
+
+
 def attach_lane(
     frames: Iterable[RawFrame],
     lane: FastLane | None,
     tick: Callable[[], None] | None,
     every: int,
 ) -> LaneReader | None:
-    """Let ``frames`` run ``lane`` itself if it can (a C walker with a C lane).
+    """Let ``frames`` run ``lane`` itself if it can (a ``LaneReader`` with a C lane).
 
     Returns the reader, whose ``detach()`` gives the packets and bytes the lane counted;
     it calls ``tick`` every ``every`` records. None when ``frames`` is any other iterable:
     the caller runs the lane on each frame as before.
     """
     c = c_core()
-    if c is None or lane is None:
+    if c is None or lane is None or not isinstance(lane, c.Lane):
         return None
-    if not isinstance(frames, c.PcapWalker) or not isinstance(lane, c.Lane):
+    if not isinstance(frames, LaneReader):  # a generator, a list...: the caller runs the lane
         return None
-    reader: LaneReader = frames
-    reader.attach(lane, tick, every)
-    return reader
+    frames.attach(lane, tick, every)
+    return frames

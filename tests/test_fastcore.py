@@ -403,3 +403,18 @@ def test_c_walker_refuses_reentry(tmp_path: Path) -> None:
     walker = _fastcore.PcapWalker(b"", 0, False, 1e6, 1, MAX_CAPLEN, refill)
     with pytest.raises(ValueError, match="already executing"):
         next(walker)
+
+
+def test_c_walker_survives_a_tick_that_detaches_its_lane() -> None:
+    """A tick that detaches (and so releases) the lane the walker is running: the walker
+    held only a borrowed pointer to it before, a use after free once the last other
+    reference went."""
+    n = 3 * TICK_EVERY
+    raw = pcap_bytes(linktypes.ETHERNET, [(T0 + i * 0.001, BASE[1]) for i in range(n)])
+    walker = _fastcore.PcapWalker(raw, 24, False, 1e6, linktypes.ETHERNET, MAX_CAPLEN,
+                                  lambda buf, pos, count: None)
+    table = FlowTable(lambda f, r: None)
+    walker.attach(_fastcore.Lane(table, Flow, "syn_sent", 15.0),
+                  lambda: walker.detach(), TICK_EVERY)
+    gc.collect()
+    assert sum(1 for _ in walker) <= n  # runs to the end, no crash

@@ -25,6 +25,13 @@ The 802.1Q tag that the NIC or the kernel moved out of the frame is put back fro
 ``tpacket3_hdr.hv1`` (``TP_STATUS_VLAN_VALID``). Never reads or logs frame content; the
 frames go to the pipeline. Kernel counters (``PACKET_STATISTICS``, reset by each read) are
 accumulated in ``stats()``.
+
+The per-frame loop runs in C when the extension is built (``agent._fastcore.RingWalker``,
+chosen by ``agent.fastcore``; ``MEDTAP_NO_C=1`` forces the Python loop below, which stays
+its definition): ``frames()`` then returns a ``RingFrames``, which ``Analyzer.run`` hands
+the fast lane to, so frames the lane counts never become Python objects. Both loops check
+every offset the kernel wrote against the block; a frame outside it ends that block and is
+counted in ``bad_frames``.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ import select
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
 
 from agent.capture import CaptureError, RawFrame
 from agent.capture import linktypes as lt
@@ -48,6 +56,7 @@ from agent.capture.live import (
     enable_promisc,
     open_packet_socket,
 )
+from agent.fastcore import RingReader, ring_walker
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +91,8 @@ REQ3 = struct.Struct("7I")  # tpacket_req3
 BLOCK_HDR = struct.Struct("8xIII")  # (version, offset_to_priv) status, num_pkts, first
 STATUS = struct.Struct("I")
 BLOCK_STATUS_OFFSET = 8
+BLOCK_DESC_LEN = 48  # sizeof(tpacket_block_desc): the first frame starts at or after it
+FRAME_HDR_LEN = 48  # sizeof(tpacket3_hdr): every frame's header lies inside its block
 # tpacket3_hdr: next_offset, sec, nsec, snaplen, len, status, mac (then net and hv1: rxhash,
 # tci, tpid, padding). Unpacked in two steps: the VLAN fields only for tagged frames.
 FRAME_HDR = struct.Struct("IIIIIIH")
@@ -125,6 +136,9 @@ class RingSource:
         self._sock: socket.socket | None = None
         self._ring: mmap.mmap | None = None
         self._blocks = max(2, ring_mb * (1 << 20) // BLOCK_SIZE)
+        self._block = 0  # the Python loop's position (the C walker keeps its own)
+        self._bad_frames = 0
+        self._walker: RingReader | None = None
         self._open()
 
     # -- setup -------------------------------------------------------------------------
@@ -170,6 +184,8 @@ class RingSource:
         self._received = self._dropped = 0
 
     def _close_quietly(self, sock: socket.socket) -> None:
+        if self._walker is not None:
+            self._walker.close()  # its buffer export would keep the mmap from closing
         if self._ring is not None:
             with contextlib.suppress(BufferError, ValueError):
                 self._ring.close()
@@ -179,7 +195,8 @@ class RingSource:
     # -- PacketSource ------------------------------------------------------------------
     @property
     def bytes_read(self) -> int:
-        return self._bytes
+        walker = self._walker
+        return self._bytes + (walker.bytes if walker is not None else 0)
 
     @property
     def size(self) -> int | None:
@@ -187,10 +204,21 @@ class RingSource:
 
     @property
     def frames_read(self) -> int:
-        return self._frames
+        walker = self._walker
+        return self._frames + (walker.frames if walker is not None else 0)
+
+    @property
+    def bad_frames(self) -> int:
+        """Frames whose offsets the kernel wrote pointed outside their block (each ended
+        its block: the rest of it was skipped). Zero unless the ring is corrupt."""
+        walker = self._walker
+        return self._bad_frames + (walker.bad_frames if walker is not None else 0)
 
     def stop(self) -> None:
         self._stop.set()
+        walker = self._walker
+        if walker is not None:  # it ends at the next block boundary, as the Python loop
+            walker.stop()
 
     def fileno(self) -> int:
         if self._sock is None:
@@ -198,7 +226,7 @@ class RingSource:
         return self._sock.fileno()
 
     def close(self) -> None:
-        self._stop.set()
+        self.stop()
         if self._sock is not None:
             self._read_kernel_stats()
             self._close_quietly(self._sock)
@@ -214,12 +242,36 @@ class RingSource:
 
     def frames(self) -> Iterator[RawFrame]:
         """Frames in kernel order. One ``poll`` per block; a block goes back to the kernel
-        once every frame in it has been handed on (each frame is copied out first)."""
+        once every frame in it has been handed on (each frame is copied out first). The C
+        walker when built (a ``RingFrames``, which ``Analyzer.run`` can hand the fast lane
+        to), else the Python loop."""
         sock, ring = self._sock, self._ring
         if sock is None or ring is None:
             raise CaptureError(f"{self.name}: capture is closed")
         poller = select.poll()
         poller.register(sock.fileno(), select.POLLIN | select.POLLERR)
+        walker = self._walker
+        if walker is None:
+            walker = ring_walker(ring, BLOCK_SIZE, self._blocks, self.linktype, self._block)
+            self._walker = walker
+        if walker is None:
+            return self._walk(ring, poller)
+        return RingFrames(self._walk_c(walker, poller), walker)
+
+    def _walk_c(self, walker: RingReader, poller: select.poll) -> Generator[RawFrame, None, None]:
+        """The C walker drains every ready block (StopIteration at the first one not ready,
+        or at a block boundary after stop()); then one poll, as the Python loop makes."""
+        stopped = self._stop.is_set
+        try:
+            while not stopped():
+                yield from walker
+                if not stopped() and not poller.poll(POLL_MS):
+                    self._idle()
+        finally:
+            self._read_kernel_stats()
+
+    def _walk(self, ring: mmap.mmap, poller: select.poll) -> Iterator[RawFrame]:
+        """The Python loop: the definition of what the C walker yields and counts."""
         hdr_unpack = FRAME_HDR.unpack_from
         vlan_unpack = HV1_VLAN.unpack_from
         block_hdr = BLOCK_HDR.unpack_from
@@ -230,42 +282,76 @@ class RingSource:
         linktype = self.linktype
         eth = linktype == lt.ETHERNET
         nblocks = self._blocks
-        block = 0
+        hdr_len = FRAME_HDR_LEN
         try:
             while not stopped():
-                base = block * BLOCK_SIZE
+                base = self._block * BLOCK_SIZE
                 status, count, first = block_hdr(ring, base)
                 if not status & TP_STATUS_USER:
                     if poller.poll(POLL_MS):
                         continue
                     self._idle()
                     continue
+                end = base + BLOCK_SIZE
+                last = end - hdr_len  # the last offset a frame header fits at
                 off = base + first
+                low = base + BLOCK_DESC_LEN  # no frame before the block descriptor's end
                 nbytes = 0
                 vlans = 0
-                for _ in range(count):
+                for i in range(count):
+                    # every offset the kernel wrote stays inside the block, else the rest
+                    # of the block is skipped (and counted); a frame header at least 48
+                    # bytes past the previous one also bounds the walk by the block size
+                    if not low <= off <= last:
+                        count = self._bad_frame(i)
+                        break
                     nxt, sec, nsec, snaplen, wirelen, fstatus, mac = hdr_unpack(ring, off)
                     start = off + mac
+                    if start + snaplen > end:
+                        count = self._bad_frame(i)
+                        break
                     if fstatus & TP_STATUS_VLAN_VALID and eth and snaplen >= 12:
                         tci, tpid = vlan_unpack(ring, off + HV1_VLAN_OFFSET)
                         if not fstatus & TP_STATUS_VLAN_TPID_VALID:
                             tpid = 0x8100
-                        data = join((ring[start : start + 12], vlan_tag(tpid, tci),
+                        data = join((ring[start : start + 12], vlan_tag(tpid, tci & 0xFFFF),
                                      ring[start + 12 : start + snaplen]))
                         wirelen += 4
                         vlans += 1
                     else:
                         data = ring[start : start + snaplen]
                     nbytes += wirelen
+                    low = off + hdr_len
                     off += nxt
                     yield (sec + nsec * 1e-9, linktype, data, wirelen)
                 self._frames += count
                 self._bytes += nbytes
                 self._vlan_restored += vlans
                 release(ring, base + BLOCK_STATUS_OFFSET, TP_STATUS_KERNEL)
-                block = (block + 1) % nblocks
+                self._block = (self._block + 1) % nblocks
         finally:
             self._read_kernel_stats()
+
+    def _bad_frame(self, index: int) -> int:
+        """A frame outside its block: counted; returns the frames handed on before it."""
+        self._bad_frames += 1
+        return index
+
+    def backlog(self) -> float:
+        """The fraction of the ring's blocks filled and waiting for this worker (0.0..1.0),
+        from the block being read on: how far behind the kernel it is."""
+        walker, ring = self._walker, self._ring
+        if walker is not None:
+            return walker.ready_blocks() / self._blocks
+        if ring is None:
+            return 0.0
+        ready = 0
+        while ready < self._blocks:
+            block = (self._block + ready) % self._blocks
+            if not BLOCK_HDR.unpack_from(ring, block * BLOCK_SIZE)[0] & TP_STATUS_USER:
+                break
+            ready += 1
+        return ready / self._blocks
 
     def _idle(self) -> None:
         if self.idle is not None:
@@ -287,12 +373,14 @@ class RingSource:
         """Kernel ``received``/``dropped`` (accumulated), ``frames`` and ``bytes`` handed on,
         ``vlan_restored``: frames whose stripped 802.1Q tag was put back."""
         self._read_kernel_stats()
+        walker = self._walker
         return {
             "received": self._received,
             "dropped": self._dropped,
-            "frames": self._frames,
-            "bytes": self._bytes,
-            "vlan_restored": self._vlan_restored,
+            "frames": self.frames_read,
+            "bytes": self.bytes_read,
+            "vlan_restored": self._vlan_restored + (
+                walker.vlan_restored if walker is not None else 0),
         }
 
     def __enter__(self) -> RingSource:
@@ -302,4 +390,31 @@ class RingSource:
         self.close()
 
 
-__all__ = ["RingSource"]
+class RingFrames(Iterator[RawFrame]):
+    """What ``RingSource.frames()`` returns on the C path: the frames (the C walker drained
+    between polls), and the walker's ``attach``/``detach`` for ``agent.fastcore.attach_lane``
+    (``Analyzer.run`` hands it the fast lane). Iterating it is iterating the generator
+    directly: no Python call per frame."""
+
+    def __init__(self, frames: Generator[RawFrame, None, None], walker: RingReader) -> None:
+        self._frames = frames
+        self.walker = walker
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        return self._frames
+
+    def __next__(self) -> RawFrame:
+        return next(self._frames)
+
+    def attach(self, lane: Any, tick: Callable[[], None] | None, every: int) -> None:
+        self.walker.attach(lane, tick, every)
+
+    def detach(self) -> tuple[int, int]:
+        return self.walker.detach()
+
+    def close(self) -> None:
+        """End the iteration early (the kernel counters are read one last time)."""
+        self._frames.close()
+
+
+__all__ = ["RingFrames", "RingSource"]
