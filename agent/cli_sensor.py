@@ -127,6 +127,12 @@ def sensor(
         bool, typer.Option("--core-only", rich_help_panel=PANEL_RUN,
                            help="decode, flows and endpoints only, no parsers (sizing runs)"),
     ] = False,
+    shed: Annotated[
+        bool, typer.Option("--shed/--no-shed", rich_help_panel=PANEL_RUN,
+                           help="when a worker falls behind its ring, give new flows no "
+                           "parsers until it catches up (counted as flows_unparsed) instead "
+                           "of letting the kernel drop frames"),
+    ] = True,
     flush_timeout: Annotated[
         float, typer.Option(min=0.0, metavar="SECONDS", rich_help_panel=PANEL_RUN,
                             help="on SIGTERM, time to send the last batches (rest stays spooled)"),
@@ -188,6 +194,7 @@ def sensor(
         max_conversations=max_conversations,
         max_evidence=max_evidence,
         flush_timeout=flush_timeout,
+        shed=shed,
     )
     code = run_sensor(config)
     sys.stderr.flush()

@@ -69,17 +69,28 @@ class Analyzer:
         self.packets = 0
         self.bytes = 0
         self.non_first_fragments = 0
+        # Load shedding (agent/sensor/workers.py): while a live worker is behind its ring,
+        # new flows are counted but get no app detection, so packets are not dropped.
+        self.parse_new_flows = True
+        self.flows_unparsed = 0
         self.vlans: set[tuple[int | None, int | None]] = set()  # (outer, inner); at most 2^24
         self.started = time.monotonic()
 
-    def run(self, frames: Iterable[RawFrame], tick: Callable[[], None] | None = None) -> int:
-        """Process frames until the source ends; returns the number of frames read."""
+    def run(
+        self,
+        frames: Iterable[RawFrame],
+        tick: Callable[[], None] | None = None,
+        tick_every: int = TICK_EVERY,
+    ) -> int:
+        """Process frames until the source ends; returns the number of frames read.
+        ``tick`` is called every ``tick_every`` frames."""
         decode = self.decoder.decode
         update = self.flows.update
         on_packet = self.appdetect.on_packet
         fast = fast_lane(self.flows) if self.use_fast_lane else None
-        # A C pcap reader runs the lane (and the ticks) itself: only other frames come here.
-        reader = attach_lane(frames, fast, tick, TICK_EVERY)
+        # A C reader (pcap file or capture ring) runs the lane and the ticks itself: only
+        # the other frames come here.
+        reader = attach_lane(frames, fast, tick, tick_every)
         if reader is not None:
             fast = tick = None
         ethernet = linktypes.ETHERNET
@@ -88,7 +99,7 @@ class Analyzer:
             for ts, linktype, data, wirelen in frames:
                 packets += 1
                 nbytes += wirelen
-                if tick is not None and not packets % TICK_EVERY:
+                if tick is not None and not packets % tick_every:
                     tick()
                 if fast is not None and linktype == ethernet and fast(data, ts, wirelen):
                     continue
@@ -148,6 +159,9 @@ class Analyzer:
                 self.evidence.add(meta.vlan, f"{spec.name} from {frame.src_mac}", observations)
 
     def _flow_started(self, flow: Flow, meta: PacketMeta) -> None:
+        if not self.parse_new_flows:  # shedding load: counted, no parser, no SYN observer
+            self.flows_unparsed += 1
+            return
         self.appdetect.on_new_flow(flow, meta)
         syn_specs = self.registry.syn_specs
         if syn_specs and meta.tcp_flags & TCP_SYN and not meta.tcp_flags & TCP_ACK:

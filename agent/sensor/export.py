@@ -46,6 +46,7 @@ class Counters:
     conversations_dropped_flows: int = 0
     evidence_dropped: int = 0
     bindings_dropped: int = 0
+    flows_unparsed: int = 0  # new flows given no parsers: the worker was behind its ring
 
     def add(self, other: Counters) -> Counters:
         return Counters(**{k: v + getattr(other, k) for k, v in vars(self).items()})
@@ -124,6 +125,7 @@ def counters(analyzer: Analyzer, capture: dict[str, int]) -> Counters:
         conversations_dropped_flows=analyzer.conversations.dropped_flows,
         evidence_dropped=analyzer.evidence.dropped,
         bindings_dropped=analyzer.endpoints.bindings_dropped,
+        flows_unparsed=analyzer.flows_unparsed,
     )
 
 

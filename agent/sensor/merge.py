@@ -189,6 +189,7 @@ class SensorState:
             "flows": t.flows_created,
             "flows_live": t.flows_live,
             "flows_evicted": t.flows_evicted,
+            "flows_unparsed": t.flows_unparsed,
             "conversations": len(self.conversations),
             "conversations_dropped_flows": t.conversations_dropped_flows
             + self.conversations_dropped,

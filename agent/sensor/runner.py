@@ -112,6 +112,7 @@ class SensorConfig:
     flush_timeout: float = 15.0
     defrag: bool = True
     core_only: bool = False
+    shed: bool = True
 
 
 class Sensor:
@@ -217,7 +218,8 @@ class Sensor:
             raise
         workers = WorkerConfig(max_flows=cfg.max_flows, max_bindings=cfg.max_bindings,
                                max_conversations=cfg.max_conversations,
-                               max_evidence=cfg.max_evidence, core_only=cfg.core_only)
+                               max_evidence=cfg.max_evidence, core_only=cfg.core_only,
+                               shed=cfg.shed)
         self.pool = WorkerPool(sources, workers)
         self.pool.start()  # fork before any thread exists in this process
         if cfg.nice:
@@ -386,6 +388,7 @@ class Sensor:
             malformed=t.malformed,
             flows_evicted=t.flows_evicted,
             parser_errors=t.parser_errors,
+            flows_unparsed=t.flows_unparsed,
             spool_depth=spool.depth if spool else 0,
             spool_dropped=spool.counters.get("dropped", 0) if spool else 0,
         )
@@ -514,6 +517,8 @@ class Sensor:
             ("flows_created", "medtap_sensor_flows_total", "flows seen"),
             ("bindings_dropped", "medtap_sensor_bindings_dropped_total",
              "endpoint bindings not kept: a worker's --max-bindings reached"),
+            ("flows_unparsed", "medtap_sensor_flows_unparsed_total",
+             "new flows given no parsers while a worker was behind its ring (load shedding)"),
         )
         for attr, name, help_text in counters:
             s.append(Sample(name, "counter", help_text, getattr(total, attr)))
