@@ -28,6 +28,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
+from typing import cast
 
 from agent.decode import PROTO_TCP, PROTO_UDP, PacketMeta
 from agent.endpoints import ip_text
@@ -39,7 +40,17 @@ from agent.reassembly import (
     TcpReassembler,
     dispatch,
 )
-from parsers.base import Direction, FlowKey, Observation, Parser, ParserState, StreamParser
+from parsers.base import (
+    DIRECTIONS,
+    TO_CLIENT,
+    TO_SERVER,
+    Direction,
+    FlowKey,
+    Observation,
+    Parser,
+    ParserState,
+    StreamParser,
+)
 from parsers.registry import MAX_PROBE_BYTES, ParserSpec, Registry
 
 log = logging.getLogger(__name__)
@@ -54,18 +65,28 @@ ObservationSink = Callable[[Flow, str, list[Observation]], None]
 class AppSession:
     """Per-flow detection state, kept in ``Flow.app_state`` while there is work to do."""
 
-    __slots__ = ("undecided", "probe_buf", "probes_left", "reasm", "parser", "spec", "held")
+    __slots__ = (
+        "undecided",
+        "probe_buf",
+        "probes_left",
+        "reasm",
+        "parser",
+        "spec",
+        "held",
+        "stream",
+    )
 
     def __init__(self, candidates: list[ParserSpec], probes: int) -> None:
         # Both directions start from the same candidate list; a direction gets its own copy
         # only when a probe narrows it. Buffers exist only while bytes wait for a verdict.
-        self.undecided = dict.fromkeys(Direction, candidates)
+        self.undecided = dict.fromkeys(DIRECTIONS, candidates)
         self.probe_buf: dict[Direction, bytearray] = {}
         self.probes_left = probes
         self.reasm: TcpReassembler | None = None
         self.parser: Parser | None = None
         self.spec: ParserSpec | None = None
         self.held = 0  # of the parser budget, what this flow's parser holds
+        self.stream = False  # parser is a StreamParser: checked once, not per packet (ABC)
 
 
 class AppDetector:
@@ -113,7 +134,7 @@ class AppDetector:
                     continue  # mid-stream flows re-probe after a gap
                 self._give_up(flow)
                 return
-            direction = Direction.TO_SERVER if event.to_server else Direction.TO_CLIENT
+            direction = TO_SERVER if event.to_server else TO_CLIENT
             if session.probes_left > 1:  # mid-stream: each segment start is judged alone
                 session.probe_buf = {}
             session.probe_buf.setdefault(direction, bytearray()).extend(event.data)
@@ -144,6 +165,7 @@ class AppDetector:
         self.detected[spec.name] += 1
         session.spec = spec
         session.parser = spec.factory(_flow_key(flow))
+        session.stream = isinstance(session.parser, StreamParser)
         buffered = [(d, bytes(b)) for d, b in session.probe_buf.items() if b]
         session.probe_buf = {}
         session.undecided = {}
@@ -159,7 +181,7 @@ class AppDetector:
     def _udp_packet(
         self, flow: Flow, session: AppSession, to_server: bool, meta: PacketMeta
     ) -> None:
-        direction = Direction.TO_SERVER if to_server else Direction.TO_CLIENT
+        direction = TO_SERVER if to_server else TO_CLIENT
         data = meta.payload
         if session.parser is None:
             spec, _ = self.registry.detect(session.undecided[direction], direction, data)
@@ -172,6 +194,7 @@ class AppDetector:
             self.detected[spec.name] += 1
             session.spec = spec
             session.parser = spec.factory(_flow_key(flow))
+            session.stream = isinstance(session.parser, StreamParser)
             session.undecided = {}
         self._run(flow, session, lambda p: p.feed(direction, data, meta.ts))
 
@@ -203,8 +226,8 @@ class AppDetector:
             )
             self._give_up(flow)
             return
-        if isinstance(parser, StreamParser):
-            more = parser.buffered - session.held
+        if session.stream:
+            more = cast(StreamParser, parser).buffered - session.held
             if more > 0 and not self.parser_budget.reserve(more):
                 self.reassembly.parser_budget_exhausted += 1
                 log.debug("parser budget spent: %s dropped from flow %s", name, _flow_label(flow))
@@ -222,6 +245,11 @@ class AppDetector:
             events = session.reasm.flush(flow.last_seen)
             if session.parser is not None and session.parser.state is not ParserState.REJECTED:
                 self._run(flow, session, lambda p: dispatch(events, p))
+        self._give_up(flow)
+
+    def stop(self, flow: Flow) -> None:
+        """No more detection or parsing for ``flow`` (load shedding): what its parser
+        reported stays, unflushed bytes are released, its packets take the fast lane."""
         self._give_up(flow)
 
     def _give_up(self, flow: Flow) -> None:

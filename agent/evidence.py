@@ -56,10 +56,15 @@ class EvidenceStore:
             key = (vlan, obs.host, obs.kind, obs.value)
             rec = self._records.get(key)
             if rec is not None:
+                # min()/max() as comparisons (same result, NaN included): most facts repeat
                 rec.count += 1
-                rec.first_seen = min(rec.first_seen, obs.ts)
-                rec.last_seen = max(rec.last_seen, obs.ts)
-                rec.confidence = max(rec.confidence, obs.confidence)
+                ts = obs.ts
+                if ts < rec.first_seen:
+                    rec.first_seen = ts
+                if ts > rec.last_seen:
+                    rec.last_seen = ts
+                if obs.confidence > rec.confidence:
+                    rec.confidence = obs.confidence
                 continue
             if len(self._records) >= self.max_records:
                 self.dropped += 1

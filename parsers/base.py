@@ -17,16 +17,56 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, ClassVar, TypeVar
 
 MAX_BUFFERED = 256 * 1024  # per direction: bytes held while waiting for one PDU
 RESYNC_TAIL = 16  # bytes kept after a failed resync: a marker may straddle chunks
+
+_T = TypeVar("_T")
+
+
+def slot_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass an ``__init__`` that fills each slot through its
+    member descriptor instead of one ``object.__setattr__`` call per field (an Observation:
+    1.7 -> 0.7 us; parsers build one per fact, stream parsers a ``Frame`` per PDU).
+    Same parameters and defaults; the instances are exactly what the dataclass builds."""
+    params, lines = [], []
+    scope: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.default_factory is not MISSING or not f.init:
+            raise TypeError(f"slot_init: {cls.__name__}.{f.name} needs the generated __init__")
+        scope[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        lines.append(f"    _set_{f.name}(self, {f.name})")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n"
+    exec(source, scope)  # noqa: S102 - source built from the class's own field names
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
 
 
 class Direction(enum.Enum):
     TO_SERVER = "to_server"
     TO_CLIENT = "to_client"
+
+    # Identity hash, not Enum's Python-level hash(self._name_): parsers key per-direction
+    # dicts by Direction several times per segment. Members are singletons, so lookups find
+    # the same entries; and as str hashes are salted per process, nothing could depend on
+    # the old hash values.
+    __hash__ = object.__hash__
+
+
+DIRECTIONS = tuple(Direction)  # iterate this, not the Enum class (slow): parsers are per flow
+# ``Direction.TO_SERVER`` is an Enum attribute lookup (~0.12 us); hot paths use these names.
+TO_SERVER = Direction.TO_SERVER
+TO_CLIENT = Direction.TO_CLIENT
 
 
 class ParserState(enum.Enum):
@@ -39,6 +79,7 @@ class Malformed(ValueError):
     """Wire input that cannot be this protocol. Caught by ``feed``."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class FlowKey:
     """The endpoints of one flow as a parser sees them; the client opened it."""
@@ -52,6 +93,7 @@ class FlowKey:
     inner_vlan: int | None = None  # QinQ customer tag, when present
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Observation:
     """One fact about one endpoint, as seen on the wire. Never patient data."""
@@ -90,6 +132,7 @@ class TcpSyn:
     ts: float
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Frame:
     size: int  # whole PDU, header included
@@ -106,10 +149,10 @@ class StreamParser(ABC):
         self.state = ParserState.PROBING
         self.reject_reason: str | None = None
         self.pdus = 0  # whole PDUs decoded, both directions
-        self._buf = {d: bytearray() for d in Direction}
-        self._skip = dict.fromkeys(Direction, 0)
-        self._lost_sync = dict.fromkeys(Direction, False)
-        self._good_pdu = dict.fromkeys(Direction, False)
+        self._buf = {d: bytearray() for d in DIRECTIONS}
+        self._skip = dict.fromkeys(DIRECTIONS, 0)
+        self._lost_sync = dict.fromkeys(DIRECTIONS, False)
+        self._good_pdu = dict.fromkeys(DIRECTIONS, False)
 
     def feed(self, direction: Direction, data: bytes, ts: float) -> list[Observation]:
         if self.state is ParserState.REJECTED:
@@ -119,30 +162,32 @@ class StreamParser(ABC):
         if self._lost_sync[direction] and not self._try_resync(direction, buf):
             return []
         out: list[Observation] = []
+        skip = self._skip  # the dicts themselves: subclasses update them, never rebind them
         try:
             while True:
-                if self._skip[direction]:
-                    dropped = min(self._skip[direction], len(buf))
+                if skip[direction]:
+                    dropped = min(skip[direction], len(buf))
                     del buf[:dropped]
-                    self._skip[direction] -= dropped
-                    if self._skip[direction]:
+                    skip[direction] -= dropped
+                    if skip[direction]:
                         break
                 frame = self._frame(direction, buf)
                 if frame is None:
                     break
-                if frame.size <= 0:
-                    raise Malformed(f"non-positive frame size {frame.size}")
+                size = frame.size
+                if size <= 0:
+                    raise Malformed(f"non-positive frame size {size}")
                 if not frame.keep:
-                    head = bytes(buf[: min(frame.size, len(buf))])
-                    out += list(self._skipped(direction, head, frame.size, ts))
-                    self._skip[direction] = frame.size
-                elif len(buf) < frame.size:
-                    if frame.size > MAX_BUFFERED:
-                        raise Malformed(f"PDU of {frame.size} bytes exceeds {MAX_BUFFERED}")
+                    head = bytes(buf[: min(size, len(buf))])
+                    out += list(self._skipped(direction, head, size, ts))
+                    skip[direction] = size
+                elif len(buf) < size:
+                    if size > MAX_BUFFERED:
+                        raise Malformed(f"PDU of {size} bytes exceeds {MAX_BUFFERED}")
                     break
                 else:
-                    pdu = bytes(buf[: frame.size])
-                    del buf[: frame.size]
+                    pdu = bytes(buf[:size])
+                    del buf[:size]
                     out += list(self._decode(direction, pdu, ts))  # all or nothing
                     self.pdus += 1
                 self._good_pdu[direction] = True
@@ -160,7 +205,7 @@ class StreamParser(ABC):
         """Bytes this parser holds for the flow right now (both directions), for the agent's
         shared budget of parser memory. A protocol that reassembles more than ``_buf``
         (DICOM PDV fragments, TLS handshake messages) adds its own."""
-        return sum(len(buf) for buf in self._buf.values())
+        return sum(map(len, self._buf.values()))  # no generator: asked after every feed
 
     @property
     def finished(self) -> bool:

@@ -36,11 +36,12 @@ control characters and truncated (``MAX_VALUE_CHARS``).
 from __future__ import annotations
 
 import ipaddress
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
-from parsers.base import DatagramParser, Direction, FlowKey, Malformed, Observation
+from parsers.base import DatagramParser, Direction, FlowKey, Malformed, Observation, slot_init
 from parsers.factlog import FactLog, sender_of
 from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
@@ -64,8 +65,12 @@ DNS_PORT, LLMNR_PORT = 53, 5355
 PORT_HINTS = frozenset({DNS_PORT, LLMNR_PORT})
 
 Name = tuple[bytes, ...]  # labels as on the wire, without the root
+_HEADER = struct.Struct("!6H")  # id, flags, QDCOUNT, ANCOUNT, NSCOUNT, ARCOUNT
+_QUESTION_TAIL = struct.Struct("!HH")  # QTYPE, QCLASS
+_RECORD_HEADER = struct.Struct("!HHIH")  # TYPE, CLASS, TTL, RDLENGTH
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Question:
     name: Name
@@ -73,6 +78,7 @@ class Question:
     qclass: int  # as on the wire (mDNS QU bit kept)
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Record:
     section: int  # ANSWER, AUTHORITY or ADDITIONAL
@@ -84,6 +90,7 @@ class Record:
     length: int  # RDLENGTH
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Message:
     data: bytes
@@ -188,13 +195,36 @@ def read_name(data: bytes, pos: int) -> tuple[Name, int]:
         pos += 1 + length
 
 
+# The last parse_message result (or Malformed text) and the very bytes object it was for.
+# One datagram is parsed by up to four callers in a row (the NetBIOS, mDNS and DNS probes,
+# then the parser that matched); bytes are immutable, so the same object gives the same
+# answer. A memo of a pure function, not parser state.
+_last_parse: tuple[bytes, bool, Message | str] | None = None
+
+
 def parse_message(data: bytes, exact: bool = True) -> Message:
     """Decode a whole DNS-format message; ``exact``: trailing bytes are Malformed."""
+    global _last_parse
+    last = _last_parse
+    if last is not None and last[0] is data and last[1] == exact:
+        if isinstance(last[2], str):
+            raise Malformed(last[2])
+        return last[2]
+    try:
+        msg = _parse_message(data, exact)
+    except Malformed as exc:
+        if type(data) is bytes:
+            _last_parse = (data, exact, str(exc))
+        raise
+    if type(data) is bytes:
+        _last_parse = (data, exact, msg)
+    return msg
+
+
+def _parse_message(data: bytes, exact: bool) -> Message:
     if len(data) < HEADER_LEN:
         raise Malformed(f"{len(data)} bytes: shorter than a DNS header")
-    ident, flags, qd, an, ns, ar = (
-        int.from_bytes(data[i : i + 2], "big") for i in range(0, HEADER_LEN, 2)
-    )
+    ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
     total = qd + an + ns + ar
     if total > MAX_RECORDS:
         raise Malformed(f"{total} records in one message")
@@ -206,8 +236,7 @@ def parse_message(data: bytes, exact: bool = True) -> Message:
         name, pos = read_name(data, pos)
         if pos + 4 > len(data):
             raise Malformed("cut question")
-        qtype = int.from_bytes(data[pos : pos + 2], "big")
-        qclass = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        qtype, qclass = _QUESTION_TAIL.unpack_from(data, pos)
         questions.append(Question(name, qtype, qclass))
         pos += 4
     records: list[Record] = []
@@ -216,10 +245,7 @@ def parse_message(data: bytes, exact: bool = True) -> Message:
             name, pos = read_name(data, pos)
             if pos + 10 > len(data):
                 raise Malformed("cut resource record header")
-            rtype = int.from_bytes(data[pos : pos + 2], "big")
-            rclass = int.from_bytes(data[pos + 2 : pos + 4], "big")
-            ttl = int.from_bytes(data[pos + 4 : pos + 8], "big")
-            length = int.from_bytes(data[pos + 8 : pos + 10], "big")
+            rtype, rclass, ttl, length = _RECORD_HEADER.unpack_from(data, pos)
             pos += 10
             if pos + length > len(data):
                 raise Malformed("RDATA runs past the message")
@@ -234,6 +260,8 @@ def parse_message(data: bytes, exact: bool = True) -> Message:
 def clean_text(raw: bytes | str, limit: int = MAX_VALUE_CHARS, encoding: str = "utf-8") -> str:
     """Printable text: control characters dropped, whitespace collapsed, truncated."""
     text = raw.decode(encoding, errors="replace") if isinstance(raw, bytes) else raw
+    if text.isprintable() and " " not in text:
+        return text[:limit]  # the usual label: nothing to replace, the only printable space absent
     text = "".join(c if c.isprintable() else " " for c in text)
     return " ".join(text.split())[:limit]
 
@@ -290,11 +318,25 @@ def query_hints() -> tuple[tuple[str, str], ...]:
     return tuple(sorted(rows, key=lambda r: len(r[0]), reverse=True))
 
 
-def os_hint(name: str) -> str | None:
+@cache
+def _hints_by_suffix() -> dict[str, str]:
+    """``query_hints`` as a dict; the first row of a suffix listed twice wins, as there."""
+    out: dict[str, str] = {}
     for suffix, hint in query_hints():
-        if name == suffix or name.endswith("." + suffix):
-            return hint
-    return None
+        out.setdefault(suffix, hint)
+    return out
+
+
+def os_hint(name: str) -> str | None:
+    """The hint of the longest suffix in ``query_hints`` that is ``name`` or follows a dot
+    in it: one dict lookup per dot instead of a scan of the table per query name."""
+    hints = _hints_by_suffix()
+    hint = hints.get(name)
+    pos = name.find(".")
+    while hint is None and pos >= 0:
+        hint = hints.get(name[pos + 1 :])
+        pos = name.find(".", pos + 1)
+    return hint
 
 
 # --- probe ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ and remembers a bounded number of facts.
 
 from __future__ import annotations
 
-from parsers.base import Direction, FlowKey, Observation
+from parsers.base import TO_SERVER, Direction, FlowKey, Observation
 
 MAX_FACTS_PER_FLOW = 512  # distinct facts remembered for dedupe; more are dropped, counted
 
@@ -48,6 +48,6 @@ class FactLog:
 
 def sender_of(flow: FlowKey, direction: Direction) -> tuple[str, str]:
     """(sender, receiver) of a datagram travelling in ``direction``."""
-    if direction is Direction.TO_SERVER:
+    if direction is TO_SERVER:
         return flow.client, flow.server
     return flow.server, flow.client

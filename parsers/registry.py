@@ -63,6 +63,10 @@ class Registry:
 
     def __init__(self, specs: Iterable[ParserSpec] = ()) -> None:
         self._specs: dict[str, ParserSpec] = {}
+        # candidates() per (transport, hinted port or -1, hinted port or -1): every new flow
+        # asks, and all but the hinted ports give the same order. Cleared by register().
+        self._candidates: dict[tuple[str, int, int], list[ParserSpec]] = {}
+        self._hinted_ports: dict[str, frozenset[int]] = {}
         self.frame_specs: dict[int, list[FrameSpec]] = {}  # EtherType (or LLC) -> parsers
         self.syn_specs: list[SynSpec] = []
         for spec in specs:
@@ -81,6 +85,13 @@ class Registry:
         if spec.transport not in ("tcp", "udp"):
             raise ValueError(f"parser {spec.name!r}: transport {spec.transport!r}")
         self._specs[spec.name] = spec
+        self._candidates.clear()
+        self._hinted_ports = {
+            transport: frozenset().union(
+                *(s.port_hints for s in self._specs.values() if s.transport == transport)
+            )
+            for transport in ("tcp", "udp")
+        }
 
     def __iter__(self) -> Iterator[ParserSpec]:
         return iter(self._specs.values())
@@ -93,6 +104,15 @@ class Registry:
 
     def candidates(self, transport: str, ports: tuple[int, int]) -> list[ParserSpec]:
         """Specs for ``transport``, port-hinted ones first."""
+        hinted_ports = self._hinted_ports.get(transport, frozenset())
+        a, b = ports
+        key = (transport, a if a in hinted_ports else -1, b if b in hinted_ports else -1)
+        cached = self._candidates.get(key)
+        if cached is None:
+            cached = self._candidates[key] = self._order(transport, ports)
+        return list(cached)  # a copy: callers own their list
+
+    def _order(self, transport: str, ports: tuple[int, int]) -> list[ParserSpec]:
         specs = [s for s in self._specs.values() if s.transport == transport]
         hinted = [s for s in specs if s.port_hints.intersection(ports)]
         return hinted + [s for s in specs if s not in hinted]

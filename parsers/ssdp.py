@@ -67,10 +67,13 @@ def device_types() -> dict[str, DeviceTypeRow]:
 
 def parse_ssdp(data: bytes) -> tuple[str, dict[str, str]]:
     """(notify/search/response, allow-listed headers) of one datagram."""
-    lines = bytes(data[:MAX_MESSAGE_BYTES]).split(b"\n")
-    match = _START.match(lines[0].rstrip(b"\r"))
+    head = bytes(data[:MAX_MESSAGE_BYTES])
+    end = head.find(b"\n")
+    # The start line alone first: most datagrams probed are not SSDP, no need to split them.
+    match = _START.match((head if end < 0 else head[:end]).rstrip(b"\r"))
     if match is None:
         raise Malformed("not an SSDP start line")
+    lines = head.split(b"\n")
     method = match.group("method")
     kind = NOTIFY if method == b"NOTIFY" else SEARCH if method == b"M-SEARCH" else RESPONSE
     headers: dict[str, str] = {}

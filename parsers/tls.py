@@ -57,7 +57,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 
-from parsers.base import Direction, FlowKey, Frame, Malformed, Observation, StreamParser
+from parsers.base import (
+    DIRECTIONS,
+    TO_CLIENT,
+    TO_SERVER,
+    Direction,
+    FlowKey,
+    Frame,
+    Malformed,
+    Observation,
+    StreamParser,
+)
 from parsers.knowledge import data_rows
 from parsers.registry import ParserSpec, Probe
 from parsers.wire import CONTROL, Reader, printable
@@ -522,7 +532,7 @@ class TlsParser(StreamParser):
 
     def __init__(self, flow: FlowKey) -> None:
         super().__init__(flow)
-        self._side = {d: _Side() for d in Direction}
+        self._side = {d: _Side() for d in DIRECTIONS}
         self._facts: set[tuple[str, str, str]] = set()
         self.server_version: int | None = None
         self.stats: dict[str, int] = {}
@@ -540,10 +550,10 @@ class TlsParser(StreamParser):
         return all(side.done for side in self._side.values())
 
     def _sender(self, direction: Direction) -> str:
-        return self.flow.client if direction is Direction.TO_SERVER else self.flow.server
+        return self.flow.client if direction is TO_SERVER else self.flow.server
 
     def _peer(self, direction: Direction) -> str:
-        return self.flow.server if direction is Direction.TO_SERVER else self.flow.client
+        return self.flow.server if direction is TO_SERVER else self.flow.client
 
     # ---- framing ----------------------------------------------------------------------------
     def _frame(self, direction: Direction, buf: bytearray) -> Frame | None:
@@ -624,9 +634,9 @@ class TlsParser(StreamParser):
     def _message(
         self, direction: Direction, msg_type: int, body: bytes, ts: float
     ) -> list[Observation]:
-        if msg_type == CLIENT_HELLO and direction is Direction.TO_SERVER:
+        if msg_type == CLIENT_HELLO and direction is TO_SERVER:
             return list(self._client_hello(direction, parse_hello(body, client=True), ts))
-        if msg_type == SERVER_HELLO and direction is Direction.TO_CLIENT:
+        if msg_type == SERVER_HELLO and direction is TO_CLIENT:
             out = list(self._server_hello(direction, parse_hello(body, client=False), ts))
             if self.server_version == 0x0304:
                 self._side[direction].done = True  # TLS 1.3: the rest is encrypted
@@ -710,13 +720,13 @@ class TlsParser(StreamParser):
 
     def _sslv2(self, direction: Direction, pdu: bytes, ts: float) -> Iterator[Observation]:
         sender = self._sender(direction)
-        if direction is Direction.TO_CLIENT and len(pdu) >= 7 and pdu[2] == 4:
+        if direction is TO_CLIENT and len(pdu) >= 7 and pdu[2] == 4:
             version = int.from_bytes(pdu[5:7], "big")  # SSL 2.0 SERVER-HELLO
             self._side[direction].done = True
             yield from self._obs("version", sender, version_name(version), ts)
             return
         offered = _sslv2_hello(pdu)
-        if offered is None or direction is not Direction.TO_SERVER:
+        if offered is None or direction is not TO_SERVER:
             raise Malformed("not an SSL 2.0 ClientHello")
         yield from self._obs("client_hello_format", sender, "sslv2", ts)
         yield from self._obs("client_versions", sender, version_name(offered), ts)

@@ -16,6 +16,7 @@ never raises: a data set it cannot read yields what it found before that point.
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ MAX_ELEMENTS = 4096  # elements visited per data set, a bound on work per call
 # run into the next elements, which may be patient attributes, so the walk stops there.
 VR_MAX_LEN = {b"AE": 16, b"CS": 16, b"SH": 16, b"LO": 64, b"UI": 64}
 ESC = 0x1B  # ISO 2022 code extension: allowed inside LO/SH values
+_CONTROL_BUT_ESC = bytes(b for b in range(0x20) if b != ESC)
 TAG_VRS = {  # VRs of the string elements medtap reads (PS3.6), for implicit VR data sets
     0x00080016: b"UI",  # SOP Class UID
     0x00080060: b"CS",  # Modality
@@ -58,7 +60,7 @@ def plausible_string(raw: bytes, max_len: int) -> bool:
     """True when ``raw`` can be a string value of VR max length ``max_len``: no control
     byte but ESC, NUL only as trailing padding, each backslash-separated value in bounds."""
     body = raw.rstrip(b"\x00 ")
-    if any(b < 0x20 and b != ESC for b in body):
+    if len(body.translate(None, _CONTROL_BUT_ESC)) != len(body):  # a control byte but ESC
         return False
     return all(len(part) <= max_len for part in body.split(b"\\"))
 
@@ -105,12 +107,36 @@ class Elements:
     error: str | None = None  # why the walk stopped early, when it did
 
 
+# (u16, u32, (group, element)) readers per byte order
+_LE = (
+    struct.Struct("<H").unpack_from,
+    struct.Struct("<I").unpack_from,
+    struct.Struct("<HH").unpack_from,
+)
+_BE = (
+    struct.Struct(">H").unpack_from,
+    struct.Struct(">I").unpack_from,
+    struct.Struct(">HH").unpack_from,
+)
+
+
 class _Stop(Exception):
     """Internal: end the walk (truncated bytes or an inconsistency)."""
 
 
 class _Walker:
-    __slots__ = ("data", "big", "explicit", "wanted", "nested", "out", "visited")
+    __slots__ = (
+        "data",
+        "big",
+        "explicit",
+        "wanted",
+        "nested",
+        "out",
+        "visited",
+        "_u16",
+        "_u32",
+        "_tag",
+    )
 
     def __init__(
         self,
@@ -127,33 +153,49 @@ class _Walker:
         self.nested = nested
         self.out = out
         self.visited = 0
+        # Compiled structs read in place: the walk reads a few integers per element.
+        self._u16, self._u32, self._tag = _BE if self.big else _LE
 
     def u16(self, pos: int) -> int:
         if pos + 2 > len(self.data):
             raise _Stop("truncated")
-        return int.from_bytes(self.data[pos : pos + 2], "big" if self.big else "little")
+        value: int = self._u16(self.data, pos)[0]
+        return value
 
     def u32(self, pos: int) -> int:
         if pos + 4 > len(self.data):
             raise _Stop("truncated")
-        return int.from_bytes(self.data[pos : pos + 4], "big" if self.big else "little")
+        value: int = self._u32(self.data, pos)[0]
+        return value
 
     def header(self, pos: int) -> tuple[int, bytes, int, int]:
         """(tag, VR or b'', value length, value offset) of the element at ``pos``."""
-        tag = (self.u16(pos) << 16) | self.u16(pos + 2)
+        # u16()/u32() inlined (same bounds checks): this runs once per element walked.
+        data = self.data
+        size = len(data)
+        if pos + 4 > size:
+            raise _Stop("truncated")
+        group, element = self._tag(data, pos)
+        tag = (group << 16) | element
         self.visited += 1
         if self.visited > MAX_ELEMENTS:
             raise _Stop("too many elements")
-        if tag >> 16 == 0xFFFE or not self.explicit:
-            return tag, b"", self.u32(pos + 4), pos + 8
-        if pos + 6 > len(self.data):
+        if group == 0xFFFE or not self.explicit:
+            if pos + 8 > size:
+                raise _Stop("truncated")
+            return tag, b"", self._u32(data, pos + 4)[0], pos + 8
+        if pos + 6 > size:
             raise _Stop("truncated")
-        vr = self.data[pos + 4 : pos + 6]
+        vr = data[pos + 4 : pos + 6]
         if vr in LONG_VRS:
-            return tag, vr, self.u32(pos + 8), pos + 12
+            if pos + 12 > size:
+                raise _Stop("truncated")
+            return tag, vr, self._u32(data, pos + 8)[0], pos + 12
         if not vr.isalpha():
             raise _Stop("bad VR")
-        return tag, vr, self.u16(pos + 6), pos + 8
+        if pos + 8 > size:
+            raise _Stop("truncated")
+        return tag, vr, self._u16(data, pos + 6)[0], pos + 8
 
     def walk(self, pos: int, end: int | None, parent: int, depth: int, stop_after: int) -> int:
         """Elements from ``pos`` to ``end`` (None: until an item delimiter); the end offset."""
@@ -246,6 +288,9 @@ def text(raw: bytes) -> str:
         value = raw.decode("utf-8")
     except UnicodeDecodeError:
         value = raw.decode("latin-1")
+    stripped = value.strip(" \x00")
+    if stripped.isprintable():  # usual: NUL/space padding only, nothing inside to replace
+        return stripped
     value = "".join(ch if ch.isprintable() else " " for ch in value)
     return value.strip(" \x00")
 

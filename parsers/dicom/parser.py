@@ -17,7 +17,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 
-from parsers.base import Direction, FlowKey, Frame, Malformed, Observation, StreamParser
+from parsers.base import (
+    DIRECTIONS,
+    TO_SERVER,
+    Direction,
+    FlowKey,
+    Frame,
+    Malformed,
+    Observation,
+    StreamParser,
+)
 from parsers.dicom import dataset as ds
 from parsers.dicom import fingerprints as fp
 from parsers.dicom.dimse import STATUS_PENDING, STATUS_SUCCESS, Command, decode_command
@@ -120,7 +129,7 @@ class DicomParser(StreamParser):
         self._frag: dict[_Key, bytearray] = {}
         self._held = 0  # bytes in _frag
         self._capped: set[_Key] = set()  # over a cap: drop fragments until the last one
-        self._desync = dict.fromkeys(Direction, False)  # PDVs lost: drop until a last one
+        self._desync = dict.fromkeys(DIRECTIONS, False)  # PDVs lost: drop until a last one
         self._pending: dict[tuple[Direction, int], Command] = {}
         self._scan_pattern = False
         self._dimse_seen = False
@@ -131,11 +140,11 @@ class DicomParser(StreamParser):
 
     # ---- who is who -------------------------------------------------------------------
     def _requestor(self) -> str:
-        to_server = self._rq_direction is Direction.TO_SERVER
+        to_server = self._rq_direction is TO_SERVER
         return self.flow.client if to_server else self.flow.server
 
     def _acceptor(self) -> str:
-        to_server = self._rq_direction is Direction.TO_SERVER
+        to_server = self._rq_direction is TO_SERVER
         return self.flow.server if to_server else self.flow.client
 
     def _sender(self, direction: Direction) -> str:

@@ -131,6 +131,8 @@ class CutMessage:
     def text(self, raw: bytes) -> str:
         """One component: subcomponents joined by space, unescaped and decoded."""
         enc = self.encoding
+        if enc.subcomponent not in raw and (enc.escape is None or enc.escape not in raw):
+            return clean(decode(raw, self.codec))  # the usual plain component: same result
         parts = [unescape(p, enc) for p in raw.split(bytes([enc.subcomponent]))]
         return clean(decode(b" ".join(p for p in parts if p), self.codec))
 

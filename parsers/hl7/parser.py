@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from parsers.base import (
+    DIRECTIONS,
+    TO_SERVER,
     Direction,
     FlowKey,
     Frame,
@@ -64,14 +66,14 @@ class Hl7Parser(StreamParser):
     def __init__(self, flow: FlowKey, cache: SignatureCache | None = None) -> None:
         super().__init__(flow)
         self.cache = cache if cache is not None else SignatureCache()
-        self._deframers = {d: Deframer() for d in Direction}
-        self._messages = dict.fromkeys(Direction, 0)
-        self._sent_non_ack = dict.fromkeys(Direction, False)
+        self._deframers = {d: Deframer() for d in DIRECTIONS}
+        self._messages = dict.fromkeys(DIRECTIONS, 0)
+        self._sent_non_ack = dict.fromkeys(DIRECTIONS, False)
         self._seen: dict[tuple[str, str, str], float] = {}  # fact -> best confidence sent
         # per direction: id(entry) -> entry whose every fact is in _seen at >= confidence.
         # _seen only ever grows, so re-sending such an entry would emit nothing. The dict
         # holds the entry itself, so its id cannot be reused while it is remembered.
-        self._satisfied: dict[Direction, dict[int, Entry]] = {d: {} for d in Direction}
+        self._satisfied: dict[Direction, dict[int, Entry]] = {d: {} for d in DIRECTIONS}
         self.bad_messages = 0
         self.abandoned_frames = 0
         self.truncated_messages = 0
@@ -137,7 +139,7 @@ class Hl7Parser(StreamParser):
         self, direction: Direction, looked_up: list[tuple[bool, Entry]], ts: float
     ) -> list[Observation]:
         flow = self.flow
-        if direction is Direction.TO_SERVER:
+        if direction is TO_SERVER:
             sender, receiver = flow.client, flow.server
         else:
             sender, receiver = flow.server, flow.client

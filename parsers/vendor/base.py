@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from ipaddress import IPv4Address
 
-from parsers.base import DatagramParser, Direction, FlowKey, Malformed, Observation
+from parsers.base import TO_SERVER, DatagramParser, Direction, FlowKey, Malformed, Observation
 
 MAX_FACTS_PER_FLOW = 256  # distinct (kind, host, value) remembered per flow; more are dropped
 MAX_TEXT = 64  # characters kept of any device string (model, serial, location)
@@ -29,10 +29,10 @@ class VendorDatagramParser(DatagramParser):
         self.dropped_facts = 0
 
     def sender(self, direction: Direction) -> str:
-        return self.flow.client if direction is Direction.TO_SERVER else self.flow.server
+        return self.flow.client if direction is TO_SERVER else self.flow.server
 
     def receiver(self, direction: Direction) -> str:
-        return self.flow.server if direction is Direction.TO_SERVER else self.flow.client
+        return self.flow.server if direction is TO_SERVER else self.flow.client
 
     def _decode(self, direction: Direction, data: bytes, ts: float) -> Iterable[Observation]:
         try:

@@ -51,7 +51,10 @@ class Signature:
 
     def matches(self, data: bytes) -> bool:
         """True when every term holds; a row without a signature never matches."""
-        return bool(self.terms) and all(term(data) for term in self.terms)
+        for term in self.terms:  # a loop, not all(<genexpr>): probes run on every datagram
+            if not term(data):
+                return False
+        return bool(self.terms)
 
 
 def _compile_term(text: str) -> Term:
@@ -117,9 +120,16 @@ def load() -> tuple[Signature, ...]:
     return tuple(rows)
 
 
+@cache
 def family(prefix: str) -> tuple[Signature, ...]:
     """Rows whose id starts with ``prefix`` (``"intellivue."``), in table order."""
     return tuple(s for s in load() if s.id.startswith(prefix))
+
+
+@cache
+def _parsed(prefix: str) -> tuple[Signature, ...]:
+    """The parsed rows of ``family(prefix)``: computed once, not per probed datagram."""
+    return tuple(s for s in family(prefix) if s.status == PARSED)
 
 
 def get(ident: str) -> Signature:
@@ -140,6 +150,6 @@ def port_hints(prefix: str) -> frozenset[int]:
 def matching(prefix: str, data: bytes) -> Iterator[Signature]:
     """The parsed rows of the family whose signature ``data`` satisfies, in table order
     (more specific shapes are listed first)."""
-    for sig in family(prefix):
-        if sig.status == PARSED and sig.matches(data):
+    for sig in _parsed(prefix):
+        if sig.matches(data):
             yield sig
