@@ -124,6 +124,18 @@ class Analyzer:
             self.bytes += nbytes
         return packets
 
+    def stop_parsing(self) -> int:
+        """Load shedding, second step: every flow still in detection or parsing loses its
+        parser, so its packets take the fast lane from now on. What a parser already
+        reported stays. Returns how many flows it cut (counted in ``flows_unparsed``)."""
+        cut = 0
+        for flow in self.flows.flows():
+            if flow.app_state is not None:
+                self.appdetect.stop(flow)
+                cut += 1
+        self.flows_unparsed += cut
+        return cut
+
     def _layer2(self, meta: PacketMeta) -> None:
         self.vlans.add((meta.vlan, meta.inner_vlan))
         if meta.arp is not None:

@@ -25,11 +25,14 @@ sys of the sensor and its workers, from /proc/PID/stat) and memory (PSS summed o
 processes, from /proc/PID/smaps_rollup: forked workers share pages, RSS would count them
 twice) sampled every 10 s.
 
-Full pipeline (every parser) and ``--core-only`` (decode + flows + endpoints) are measured
-separately: the parsers' cost per packet is the sensor's real limit on this capture, which is
-dense in DICOM and HL7. Results go between ``<!-- live-replay -->`` and
-``<!-- /live-replay -->`` in ``--out`` (appended if the markers are missing), independent of
-``bench/run.py``, which rewrites the rest of that file. Root only; sends nothing outside
+Three pipelines are measured separately (``PIPELINES``): ``full`` (every parser on every
+flow, ``--no-shed``: the parsers' cost per packet is the limit on this capture, which is
+dense in DICOM and HL7), ``shed`` (the sensor's default: a worker behind its ring gives new
+flows no parsers until it catches up, docs/sensor.md "Overload"; the share of flows left
+unparsed is reported per step) and ``core`` (``--core-only``: decode + flows + endpoints).
+Results go between ``<!-- live-replay -->`` and ``<!-- /live-replay -->`` in ``--out``
+(appended if the markers are missing), independent of ``bench/run.py``, which rewrites the
+rest of that file. Root only; sends nothing outside
 its own veth pair.
 """
 
@@ -113,18 +116,24 @@ class SensorProc:
                 self.proc.wait()
 
 
-def start_sensor(link: Link, workers: int, core_only: bool, tmp: Path) -> SensorProc:
+PIPELINES = {  # name -> (sensor options, label in the tables)
+    "full": (["--no-shed"], "full, every flow parsed (`--no-shed`)"),
+    "shed": ([], "full with load shedding (default)"),
+    "core": (["--core-only"], "core only (`--core-only`)"),
+}
+
+
+def start_sensor(link: Link, workers: int, pipeline: str, tmp: Path) -> SensorProc:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    log = tmp / f"sensor-{workers}-{int(core_only)}.log"
+    log = tmp / f"sensor-{workers}-{pipeline}.log"
     cmd = [sys.executable, "-m", "agent.cli_sensor", "-i", link.rx, "--workers", str(workers),
-           "--spool", str(tmp / f"spool-{workers}-{int(core_only)}"), "--metrics-port",
-           str(port), "--report-interval", "60", "--stats-interval", "1", "--log-json"]
-    if core_only:
-        cmd.append("--core-only")
+           "--spool", str(tmp / f"spool-{workers}-{pipeline}"), "--metrics-port",
+           str(port), "--report-interval", "60", "--stats-interval", "1", "--log-json",
+           *PIPELINES[pipeline][0]]
     with log.open("wb") as sink:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
     sensor = SensorProc(proc, port, log)
@@ -269,12 +278,20 @@ class Step:
     captured: int
     drops: int
     processed_pps: float
+    flows: int = 0
+    flows_unparsed: int = 0  # flows given no parsers or cut (load shedding)
+
+    @property
+    def unparsed(self) -> str:
+        """Flows not parsed or cut, of the flows started in the step. Cut flows may have
+        started in an earlier step, so the first number can exceed the second."""
+        return f"{self.flows_unparsed:,} / {self.flows:,}"
 
 
 @dataclass
 class Search:
     workers: int
-    core_only: bool
+    pipeline: str
     steps: list[Step] = field(default_factory=list)
 
     @property
@@ -283,10 +300,15 @@ class Search:
         return max(ok, key=lambda s: s.achieved_pps) if ok else None
 
 
-def search(sender: Sender, link: Link, pcap: Path, workers: int, core_only: bool,
+def delta(after: dict[str, float], before: dict[str, float], name: str) -> int:
+    return int(after.get(f"medtap_sensor_{name}_total", 0)
+               - before.get(f"medtap_sensor_{name}_total", 0))
+
+
+def search(sender: Sender, link: Link, pcap: Path, workers: int, pipeline: str,
            rates: list[int], step_seconds: float, file_packets: int, tmp: Path) -> Search:
-    result = Search(workers, core_only)
-    sensor = start_sensor(link, workers, core_only, tmp)
+    result = Search(workers, pipeline)
+    sensor = start_sensor(link, workers, pipeline, tmp)
     try:
         for rate in rates:
             before = sensor.metrics()
@@ -294,14 +316,13 @@ def search(sender: Sender, link: Link, pcap: Path, workers: int, core_only: bool
             sent = replay(sender, link, pcap, rate, int(rate * step_seconds), file_packets)
             after, t1 = settle(sensor, before, sent["sent"])
             took = t1 - t0
-            drops = int(after["medtap_sensor_kernel_drops_total"]
-                        - before["medtap_sensor_kernel_drops_total"])
-            captured = int(after["medtap_sensor_packets_total"]
-                           - before["medtap_sensor_packets_total"])
+            drops = delta(after, before, "kernel_drops")
+            captured = delta(after, before, "packets")
             step = Step(rate, sent["achieved_pps"], sent["sent"], captured, drops,
-                        captured / took if took else 0.0)
+                        captured / took if took else 0.0, delta(after, before, "flows"),
+                        delta(after, before, "flows_unparsed"))
             result.steps.append(step)
-            print(json.dumps({"workers": workers, "core_only": core_only, **vars(step),
+            print(json.dumps({"workers": workers, "pipeline": pipeline, **vars(step),
                               "load": os.getloadavg()}), flush=True)
             if drops:
                 break
@@ -310,9 +331,9 @@ def search(sender: Sender, link: Link, pcap: Path, workers: int, core_only: bool
     return result
 
 
-def soak(sender: Sender, link: Link, pcap: Path, workers: int, core_only: bool, rate: int,
+def soak(sender: Sender, link: Link, pcap: Path, workers: int, pipeline: str, rate: int,
          seconds: float, tmp: Path) -> dict[str, Any]:
-    sensor = start_sensor(link, workers, core_only, tmp)
+    sensor = start_sensor(link, workers, pipeline, tmp)
     try:
         before = sensor.metrics()
         proc = subprocess.Popen(sender.command(link, pcap, rate, seconds=seconds),
@@ -340,14 +361,15 @@ def soak(sender: Sender, link: Link, pcap: Path, workers: int, core_only: bool, 
     pss = [s["pss_mb"] for s in samples]
     return {
         "workers": workers,
-        "core_only": core_only,
+        "pipeline": pipeline,
         "rate": rate,
         "achieved_pps": sent["achieved_pps"],
         "seconds": seconds,
         "packets": int(after["medtap_sensor_packets_total"]
                        - before["medtap_sensor_packets_total"]),
-        "drops": int(after["medtap_sensor_kernel_drops_total"]
-                     - before["medtap_sensor_kernel_drops_total"]),
+        "drops": delta(after, before, "kernel_drops"),
+        "flows": delta(after, before, "flows"),
+        "flows_unparsed": delta(after, before, "flows_unparsed"),
         "cpu_mean_pct": sum(cpu) / len(cpu) if cpu else 0.0,
         "cpu_max_pct": max(cpu, default=0.0),
         "pss_first_mb": pss[0] if pss else 0.0,
@@ -360,16 +382,17 @@ def soak(sender: Sender, link: Link, pcap: Path, workers: int, core_only: bool, 
 
 def steps_from(path: Path) -> tuple[list[Search], tuple[float, float, float]]:
     """Searches from the JSON lines an earlier run printed (the soak line is skipped)."""
-    searches: dict[tuple[int, bool], Search] = {}
+    searches: dict[tuple[int, str], Search] = {}
     load: tuple[float, float, float] | None = None
     for line in path.read_text().splitlines():
         row = json.loads(line)
         if "samples" in row or "cpu_mean_pct" in row:
             continue
-        key = (row["workers"], row["core_only"])
+        pipeline = row.get("pipeline") or ("core" if row.get("core_only") else "full")
+        key = (row["workers"], pipeline)
         searches.setdefault(key, Search(*key)).steps.append(Step(
             row["rate"], row["achieved_pps"], row["sent"], row["captured"], row["drops"],
-            row["processed_pps"]))
+            row["processed_pps"], row.get("flows", 0), row.get("flows_unparsed", 0)))
         if load is None:
             a, b, c = row["load"]
             load = (a, b, c)
@@ -413,37 +436,43 @@ def markdown(args: argparse.Namespace, searches: list[Search], soaks: list[dict[
         "step including the time to drain the ring.",
         "",
         "| pipeline | workers | highest rate with 0 drops (asked / achieved) | processed | "
-        "first rate with drops |",
-        "| --- | ---: | ---: | ---: | --- |",
+        "flows unparsed / new there | first rate with drops |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for s in searches:
         best = s.best
         dropped = next((st for st in s.steps if st.drops), None)
         lines.append(
-            f"| {'core only' if s.core_only else 'full (all parsers)'} | {s.workers} | "
+            f"| {PIPELINES[s.pipeline][1]} | {s.workers} | "
             + (f"{k(best.rate)} / {k(best.achieved_pps)} pkt/s" if best else "none") + " | "
             + (f"{k(best.processed_pps)} pkt/s" if best else "-") + " | "
+            + (best.unparsed if best and s.pipeline == "shed" else "-") + " | "
             + (f"{k(dropped.rate)} asked, {k(dropped.achieved_pps)} achieved: "
                f"{dropped.drops:,} of {dropped.sent:,} dropped" if dropped else
                "none up to the highest rate tried") + " |"
         )
-    lines += ["", "Every step:", "", "| pipeline | workers | asked | achieved | sent | captured "
-              "| kernel drops | processed |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: "
-              "| ---: |"]
+    lines += ["", "Every step (*unparsed / new*: flows given no parsers or whose parsers were "
+              "stopped, and flows started in the step; a stopped flow may have started in an "
+              "earlier step):", "",
+              "| pipeline | workers | asked | achieved | sent | captured | kernel drops | "
+              "processed | unparsed / new |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in searches:
         for st in s.steps:
             lines.append(
-                f"| {'core' if s.core_only else 'full'} | {s.workers} | {k(st.rate)} | "
+                f"| {s.pipeline} | {s.workers} | {k(st.rate)} | "
                 f"{k(st.achieved_pps)} | {st.sent:,} | {st.captured:,} | {st.drops:,} | "
-                f"{k(st.processed_pps)} |")
+                f"{k(st.processed_pps)} | {st.unparsed} |")
     for soak_result in soaks:
         lines += [
             "",
             f"Soak: {soak_result['seconds'] / 60:.1f} min at {k(soak_result['rate'])} pkt/s "
             f"asked ({k(soak_result['achieved_pps'])} achieved), "
-            f"{'core only' if soak_result['core_only'] else 'full pipeline'}, "
+            f"{PIPELINES[soak_result['pipeline']][1]}, "
             f"{soak_result['workers']} workers: {soak_result['packets']:,} packets, "
-            f"{soak_result['drops']:,} kernel drops; CPU (sensor + workers, % of one core) "
+            f"{soak_result['drops']:,} kernel drops, "
+            f"{soak_result['flows_unparsed']:,} of {soak_result['flows']:,} new flows not "
+            f"parsed; CPU (sensor + workers, % of one core) "
             f"mean {soak_result['cpu_mean_pct']:.0f}%, max {soak_result['cpu_max_pct']:.0f}%; "
             f"memory (PSS, all processes) {soak_result['pss_first_mb']:.0f} MB after 10 s, "
             f"{soak_result['pss_last_mb']:.0f} MB at the end, max "
@@ -471,8 +500,11 @@ def main() -> int:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rates", type=int, nargs="*",
                     default=[10_000, 20_000, 30_000, 40_000, 60_000, 80_000, 100_000],
-                    help="pkt/s steps for the full pipeline, tried in order until one drops; "
-                    "none (a bare --rates) skips the full pipeline")
+                    help="pkt/s steps for the full pipeline without shedding, tried in order "
+                    "until one drops; none (a bare --rates) skips it")
+    ap.add_argument("--shed-rates", type=int, nargs="*",
+                    default=[50_000, 100_000, 150_000, 200_000, 250_000, 300_000],
+                    help="pkt/s steps for the full pipeline with load shedding, as --rates")
     ap.add_argument("--core-rates", type=int, nargs="*",
                     default=[50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000],
                     help="pkt/s steps for --core-only, as --rates")
@@ -484,7 +516,8 @@ def main() -> int:
     ap.add_argument("--soak", type=float, default=600.0, help="seconds; 0 skips the soak")
     ap.add_argument("--soak-workers", type=int, default=2)
     ap.add_argument("--soak-rate", type=int, default=0,
-                    help="pkt/s; default: 80%% of the best full-pipeline rate")
+                    help="pkt/s; default: 80%% of the soak pipeline's best rate")
+    ap.add_argument("--soak-pipeline", choices=tuple(PIPELINES), default="shed")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "performance.md")
     ap.add_argument("--steps-from", type=Path, default=None,
                     help="take the rate steps from this earlier run's JSON lines (stdout) "
@@ -512,18 +545,18 @@ def main() -> int:
             link.create()
             if args.steps_from is not None:
                 searches, load_before = steps_from(args.steps_from)
-            for core_only, rates in ((False, args.rates), (True, args.core_rates)):
+            plan = (("full", args.rates), ("shed", args.shed_rates), ("core", args.core_rates))
+            for pipeline, rates in plan:
                 for workers in args.workers:
                     if rates and args.steps_from is None:
-                        searches.append(search(sender, link, args.pcap, workers, core_only,
+                        searches.append(search(sender, link, args.pcap, workers, pipeline,
                                                rates, args.step_seconds, file_packets, tmp))
             if args.soak > 0:
-                full = [s for s in searches if not s.core_only
+                same = [s.best for s in searches if s.pipeline == args.soak_pipeline
                         and s.workers == args.soak_workers and s.best]
-                rate = args.soak_rate or (int(full[0].best.rate * 0.8) if full and
-                                          full[0].best else 10_000)
-                soaks.append(soak(sender, link, args.pcap, args.soak_workers, False, rate,
-                                  args.soak, tmp))
+                rate = args.soak_rate or (int(same[0].rate * 0.8) if same else 10_000)
+                soaks.append(soak(sender, link, args.pcap, args.soak_workers,
+                                  args.soak_pipeline, rate, args.soak, tmp))
                 print(json.dumps({k: v for k, v in soaks[-1].items() if k != "samples"}),
                       flush=True)
         finally:

@@ -59,6 +59,7 @@ EXIT_CAPTURE_ERROR = 3
 # ring still absorbs a snapshot pause at full rate; the gap keeps it from flapping.
 SHED_ON = 0.5
 SHED_OFF = 0.125
+SHED_ALL = 0.75  # still falling behind while shedding: flows being parsed lose their parsers
 # Frames between two looks at the pipe and the ring's backlog: ~5 ms at 200k frames/s, and
 # a look costs a few µs.
 CHECK_EVERY = 1024
@@ -102,6 +103,7 @@ class _Worker:
         self.conn = conn
         self.analyzer = worker_analyzer(config)
         self.shed = config.shed and not config.core_only
+        self.cut_parsers = False  # this shedding episode has stopped the running parsers
         self.stop_seq: int | None = None
 
     def check(self) -> None:
@@ -133,8 +135,15 @@ class _Worker:
         backlog = self.source.backlog()
         if analyzer.parse_new_flows and backlog >= SHED_ON:
             analyzer.parse_new_flows = False
+            self.cut_parsers = False
             log.warning("worker %d: %.0f%% of its ring waiting: new flows are not parsed "
                         "until it catches up", self.index, 100 * backlog)
+        elif not analyzer.parse_new_flows and backlog >= SHED_ALL and not self.cut_parsers:
+            # Once per episode: flows that started before still cost their parser's time.
+            self.cut_parsers = True
+            cut = analyzer.stop_parsing()
+            log.warning("worker %d: %.0f%% of its ring waiting: parsing stopped on the %d "
+                        "flows that had it", self.index, 100 * backlog, cut)
         elif not analyzer.parse_new_flows and backlog <= SHED_OFF:
             analyzer.parse_new_flows = True
             log.info("worker %d: caught up; new flows are parsed again (%d were not)",
