@@ -29,7 +29,7 @@ from agent import cli_uplink
 from agent.capture import CaptureError, PacketSource
 from agent.capture.files import open_capture
 from agent.flows import MAX_FLOWS
-from agent.pipeline import Analyzer
+from agent.pipeline import Analyzer, tune_gc
 from agent.policy.tracker import Violation
 from agent.report import InputResult, build_report, render_csv, render_table, write_json
 from collector.policy import Policy, PolicyError, load_policy
@@ -223,6 +223,7 @@ def _analyze(
 ) -> bool:
     """Read, report; exits 1 when an input failed. True when violations were found."""
     analyzer = Analyzer(max_flows=max_flows, core_only=core_only)
+    tune_gc()
     inputs = read_captures(files, analyzer, progress)
     if all(r.status != "ok" for r in inputs) and not analyzer.packets:
         raise typer.Exit(1)

@@ -380,13 +380,17 @@ def soak(sender: Sender, link: Link, pcap: Path, workers: int, pipeline: str, ra
     }
 
 
-def steps_from(path: Path) -> tuple[list[Search], tuple[float, float, float]]:
-    """Searches from the JSON lines an earlier run printed (the soak line is skipped)."""
+def steps_from(
+    path: Path,
+) -> tuple[list[Search], list[dict[str, Any]], tuple[float, float, float]]:
+    """Searches and soak summaries from the JSON lines an earlier run printed."""
     searches: dict[tuple[int, str], Search] = {}
+    soaks: list[dict[str, Any]] = []
     load: tuple[float, float, float] | None = None
     for line in path.read_text().splitlines():
         row = json.loads(line)
-        if "samples" in row or "cpu_mean_pct" in row:
+        if "cpu_mean_pct" in row:
+            soaks.append(row)
             continue
         pipeline = row.get("pipeline") or ("core" if row.get("core_only") else "full")
         key = (row["workers"], pipeline)
@@ -396,7 +400,7 @@ def steps_from(path: Path) -> tuple[list[Search], tuple[float, float, float]]:
         if load is None:
             a, b, c = row["load"]
             load = (a, b, c)
-    return list(searches.values()), load or (0.0, 0.0, 0.0)
+    return list(searches.values()), soaks, load or (0.0, 0.0, 0.0)
 
 
 def k(n: float) -> str:
@@ -520,8 +524,8 @@ def main() -> int:
     ap.add_argument("--soak-pipeline", choices=tuple(PIPELINES), default="shed")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "performance.md")
     ap.add_argument("--steps-from", type=Path, default=None,
-                    help="take the rate steps from this earlier run's JSON lines (stdout) "
-                    "instead of measuring them again; e.g. to redo only the soak")
+                    help="take the rate steps (and, with --soak 0, the soak) from an earlier "
+                    "run's JSON lines (stdout) instead of measuring them again")
     ap.add_argument("--ns-prefix", default="medtap-sen-bench",
                     help="name prefix of the sender's network namespace")
     args = ap.parse_args()
@@ -544,7 +548,9 @@ def main() -> int:
         try:
             link.create()
             if args.steps_from is not None:
-                searches, load_before = steps_from(args.steps_from)
+                searches, soaks, load_before = steps_from(args.steps_from)
+                if args.soak > 0:
+                    soaks = []  # measured again below
             plan = (("full", args.rates), ("shed", args.shed_rates), ("core", args.core_rates))
             for pipeline, rates in plan:
                 for workers in args.workers:

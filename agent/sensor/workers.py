@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from agent.capture import CaptureError
-from agent.pipeline import Analyzer
+from agent.pipeline import Analyzer, tune_gc
 from agent.sensor.export import (
     Counters,
     WorkerExport,
@@ -102,6 +102,7 @@ class _Worker:
         self.source = source
         self.conn = conn
         self.analyzer = worker_analyzer(config)
+        tune_gc()  # a forked worker runs one pipeline
         self.shed = config.shed and not config.core_only
         self.cut_parsers = False  # this shedding episode has stopped the running parsers
         self.stop_seq: int | None = None
