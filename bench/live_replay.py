@@ -56,6 +56,8 @@ from typing import Any
 
 import httpx
 
+from agent.sensor.ring import DEFAULT_RING_MB
+
 REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- live-replay -->", "<!-- /live-replay -->"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -433,7 +435,7 @@ def markdown(args: argparse.Namespace, searches: list[Search], soaks: list[dict[
         "",
         f"`{args.pcap.name}` replayed by {sender_how} from a network namespace into a "
         "veth pair; `medtap sensor -i <veth> --workers N` captures on the other end (TPACKET_V3 "
-        "ring, 32 MiB per worker, PACKET_FANOUT_HASH with N > 1). Each step sends "
+        f"ring, {DEFAULT_RING_MB} MiB per worker, PACKET_FANOUT_HASH with N > 1). Each step sends "
         f"~{args.step_seconds:g} s of traffic; drops are the kernel's (`PACKET_STATISTICS`, the "
         f"sensor's `medtap_sensor_kernel_drops_total`). *achieved* is the rate {sender_name} "
         "reports for the step; *processed* is frames handled by the workers per second of the "

@@ -3,7 +3,7 @@
 packet(7) and Documentation/networking/packet_mmap.rst. Why a ring and not
 ``agent.capture.live.LiveSource`` (one ``recvmsg`` per frame): the kernel fills blocks of
 frames in shared memory and hands over a whole block at once, so a worker makes one
-``poll`` per block instead of one system call per frame, and the ring (``ring_mb``, 32 MiB
+``poll`` per block instead of one system call per frame, and the ring (``ring_mb``, 64 MiB
 by default) absorbs bursts and the pauses of a snapshot. Measured in docs/performance.md
 ("Live replay").
 
@@ -80,11 +80,11 @@ TP_STATUS_VLAN_TPID_VALID = 0x40
 # of traffic, not ``ring_mb`` of it: 32 blocks of 1 MiB retired every 50 ms held 1.6 s at
 # 4k pkt/s per worker (blocks 13% full), and every longer pause dropped frames
 # (docs/sensor.md, "Capture"). Small blocks and a longer timeout fill the memory instead:
-# 128 blocks of 256 KiB retired after 200 ms hold >= 25 s at any rate the ring's bytes allow.
+# 256 blocks of 256 KiB retired after 200 ms hold >= 51 s at any rate the ring's bytes allow.
 BLOCK_SIZE = 1 << 18  # 256 KiB: a 64 KiB GRO/GSO frame still fits; a power of two pages
 FRAME_SIZE = 2048  # V3 packs frames by size; tp_frame_nr only has to be consistent
 RETIRE_MS = 200  # a partly filled block is handed over after this long (low traffic)
-DEFAULT_RING_MB = 32
+DEFAULT_RING_MB = 64
 POLL_MS = 100  # how often frames() checks stop() and calls idle()
 
 REQ3 = struct.Struct("7I")  # tpacket_req3

@@ -55,11 +55,14 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 EXIT_CAPTURE_ERROR = 3
 # Load shedding (docs/sensor.md, "Overload"): the ring's waiting share, in blocks, at
-# which a worker stops giving new flows parsers, and at which it starts again. Half the
-# ring still absorbs a snapshot pause at full rate; the gap keeps it from flapping.
-SHED_ON = 0.5
-SHED_OFF = 0.125
-SHED_ALL = 0.75  # still falling behind while shedding: flows being parsed lose their parsers
+# which a worker stops giving new flows parsers, and at which it starts again. Early, so
+# that three quarters of the ring are left for the time shedding takes to work.
+SHED_ON = 0.25
+SHED_OFF = 0.0625
+SHED_ALL = 0.5  # still falling behind while shedding: flows being parsed lose their parsers
+# An episode lasts at least this long: at 200k pkt/s a worker that resumed parsing as soon
+# as it had caught up fell behind again within 0.2 s (measured), flapping and logging.
+SHED_MIN_SECONDS = 5.0
 # Frames between two looks at the pipe and the ring's backlog: ~5 ms at 200k frames/s, and
 # a look costs a few µs.
 CHECK_EVERY = 1024
@@ -105,6 +108,7 @@ class _Worker:
         tune_gc()  # a forked worker runs one pipeline
         self.shed = config.shed and not config.core_only
         self.cut_parsers = False  # this shedding episode has stopped the running parsers
+        self.shed_since = 0.0  # monotonic start of the current episode
         self.stop_seq: int | None = None
 
     def check(self) -> None:
@@ -137,6 +141,7 @@ class _Worker:
         if analyzer.parse_new_flows and backlog >= SHED_ON:
             analyzer.parse_new_flows = False
             self.cut_parsers = False
+            self.shed_since = time.monotonic()
             log.warning("worker %d: %.0f%% of its ring waiting: new flows are not parsed "
                         "until it catches up", self.index, 100 * backlog)
         elif not analyzer.parse_new_flows and backlog >= SHED_ALL and not self.cut_parsers:
@@ -145,7 +150,8 @@ class _Worker:
             cut = analyzer.stop_parsing()
             log.warning("worker %d: %.0f%% of its ring waiting: parsing stopped on the %d "
                         "flows that had it", self.index, 100 * backlog, cut)
-        elif not analyzer.parse_new_flows and backlog <= SHED_OFF:
+        elif (not analyzer.parse_new_flows and backlog <= SHED_OFF
+              and time.monotonic() - self.shed_since >= SHED_MIN_SECONDS):
             analyzer.parse_new_flows = True
             log.info("worker %d: caught up; new flows are parsed again (%d were not)",
                      self.index, analyzer.flows_unparsed)
