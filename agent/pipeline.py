@@ -84,8 +84,10 @@ class Analyzer:
         self.bytes = 0
         self.non_first_fragments = 0
         # Load shedding (agent/sensor/workers.py): while a live worker is behind its ring,
-        # new flows are counted but get no app detection, so packets are not dropped.
-        self.parse_new_flows = True
+        # only this share of new flows gets app detection; the others are counted, and
+        # their packets take the fast lane, so frames are not dropped.
+        self.parse_share = 1.0
+        self._share_credit = 0.0  # spreads the parsed flows evenly: every 1/share-th one
         self.flows_unparsed = 0
         self.vlans: set[tuple[int | None, int | None]] = set()  # (outer, inner); at most 2^24
         self.started = time.monotonic()
@@ -185,9 +187,12 @@ class Analyzer:
                 self.evidence.add(meta.vlan, f"{spec.name} from {frame.src_mac}", observations)
 
     def _flow_started(self, flow: Flow, meta: PacketMeta) -> None:
-        if not self.parse_new_flows:  # shedding load: counted, no parser, no SYN observer
-            self.flows_unparsed += 1
-            return
+        if self.parse_share < 1.0:  # shedding load: counted, no parser, no SYN observer
+            self._share_credit += self.parse_share
+            if self._share_credit < 1.0:
+                self.flows_unparsed += 1
+                return
+            self._share_credit -= 1.0
         self.appdetect.on_new_flow(flow, meta)
         syn_specs = self.registry.syn_specs
         if syn_specs and meta.tcp_flags & TCP_SYN and not meta.tcp_flags & TCP_ACK:

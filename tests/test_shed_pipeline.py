@@ -30,7 +30,7 @@ def counts(analyzer: Analyzer) -> tuple[Any, ...]:
 def test_new_flows_unparsed_are_still_counted() -> None:
     got = frames(SAMPLE)
     normal, shed = Analyzer(), Analyzer()
-    shed.parse_new_flows = False
+    shed.parse_share = 0.0
     normal.run(got)
     shed.run(got)
     assert shed.flows_unparsed == shed.flows.created > 0
@@ -54,3 +54,17 @@ def test_stop_parsing_cuts_running_parsers_and_keeps_what_they_said() -> None:
     cut.run(got[half:])
     assert len(cut.evidence) >= before > 0  # what was reported before the cut stays
     assert counts(cut) == counts(normal)
+
+
+def test_a_parse_share_parses_that_share_of_new_flows_evenly() -> None:
+    got = frames(SAMPLE)
+    half = Analyzer()
+    half.parse_share = 0.5
+    half.run(got)
+    created = half.flows.created
+    assert created > 20
+    assert half.flows_unparsed in (created // 2, (created + 1) // 2)  # every second flow
+    assert half.appdetect.detected  # the parsed half found its protocols
+    normal = Analyzer()
+    normal.run(got)
+    assert counts(half) == counts(normal)

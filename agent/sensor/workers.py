@@ -54,15 +54,16 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 EXIT_CAPTURE_ERROR = 3
-# Load shedding (docs/sensor.md, "Overload"): the ring's waiting share, in blocks, at
-# which a worker stops giving new flows parsers, and at which it starts again. Early, so
-# that three quarters of the ring are left for the time shedding takes to work.
+# Load shedding (docs/sensor.md, "Overload"), by the ring's waiting share (in blocks) at each
+# look: at SHED_ON or more the share of new flows that get parsers is halved, at SHED_OFF or
+# less it grows by SHARE_STEP (additive increase, multiplicative decrease, as TCP's
+# congestion control: it settles near what the worker can parse). Early, so that three
+# quarters of the ring are left for the time shedding takes to work.
 SHED_ON = 0.25
 SHED_OFF = 0.0625
-SHED_ALL = 0.5  # still falling behind while shedding: flows being parsed lose their parsers
-# An episode lasts at least this long: at 200k pkt/s a worker that resumed parsing as soon
-# as it had caught up fell behind again within 0.2 s (measured), flapping and logging.
-SHED_MIN_SECONDS = 5.0
+SHARE_STEP = 0.01  # per look: from none to all in ~1 s at 100k frames/s
+SHED_ALL = 0.5  # still falling behind: flows being parsed lose their parsers too
+CUT_EVERY_SECONDS = 5.0  # that sweep of the flow table at most this often
 # Frames between two looks at the pipe and the ring's backlog: ~5 ms at 200k frames/s, and
 # a look costs a few µs.
 CHECK_EVERY = 1024
@@ -107,8 +108,7 @@ class _Worker:
         self.analyzer = worker_analyzer(config)
         tune_gc()  # a forked worker runs one pipeline
         self.shed = config.shed and not config.core_only
-        self.cut_parsers = False  # this shedding episode has stopped the running parsers
-        self.shed_since = 0.0  # monotonic start of the current episode
+        self.last_cut = -CUT_EVERY_SECONDS  # monotonic time parsers were last stopped
         self.stop_seq: int | None = None
 
     def check(self) -> None:
@@ -132,29 +132,41 @@ class _Worker:
                 self.stop_seq = seq
                 self.source.stop()
 
+    def idle(self) -> None:
+        """The ring stayed empty for a poll: the worker has time, every new flow is parsed."""
+        if self.shed and self.analyzer.parse_share < 1.0:
+            self._set_share(1.0, 0.0)
+        self.check()
+
     def _shed_load(self) -> None:
-        """Behind the ring: new flows are counted (flows, endpoints, policy) but get no
-        parsers until the worker has caught up. Parsing is what costs (tens of µs per
-        packet against ~2 for counting), and a frame the kernel drops loses the flow too."""
+        """Behind the ring: part of the new flows (or, further behind, every flow) are
+        counted (flows, endpoints, policy) without parsers. Parsing is what costs (tens of
+        µs per packet against ~2 for counting), and a frame the kernel drops loses the flow
+        too."""
         analyzer = self.analyzer
         backlog = self.source.backlog()
-        if analyzer.parse_new_flows and backlog >= SHED_ON:
-            analyzer.parse_new_flows = False
-            self.cut_parsers = False
-            self.shed_since = time.monotonic()
-            log.warning("worker %d: %.0f%% of its ring waiting: new flows are not parsed "
-                        "until it catches up", self.index, 100 * backlog)
-        elif not analyzer.parse_new_flows and backlog >= SHED_ALL and not self.cut_parsers:
-            # Once per episode: flows that started before still cost their parser's time.
-            self.cut_parsers = True
+        share = analyzer.parse_share
+        if backlog >= SHED_ALL and time.monotonic() - self.last_cut >= CUT_EVERY_SECONDS:
+            self.last_cut = time.monotonic()
+            self._set_share(0.0, backlog)
             cut = analyzer.stop_parsing()
             log.warning("worker %d: %.0f%% of its ring waiting: parsing stopped on the %d "
                         "flows that had it", self.index, 100 * backlog, cut)
-        elif (not analyzer.parse_new_flows and backlog <= SHED_OFF
-              and time.monotonic() - self.shed_since >= SHED_MIN_SECONDS):
-            analyzer.parse_new_flows = True
-            log.info("worker %d: caught up; new flows are parsed again (%d were not)",
-                     self.index, analyzer.flows_unparsed)
+        elif backlog >= SHED_ON:
+            self._set_share(share / 2 if share > SHARE_STEP else 0.0, backlog)
+        elif backlog <= SHED_OFF and share < 1.0:
+            self._set_share(min(1.0, share + SHARE_STEP), backlog)
+
+    def _set_share(self, share: float, backlog: float) -> None:
+        """A log line when shedding starts and when it ends, none in between."""
+        before = self.analyzer.parse_share
+        self.analyzer.parse_share = share
+        if before == 1.0 and share < 1.0:
+            log.warning("worker %d: %.0f%% of its ring waiting: new flows are parsed only in "
+                        "part until it catches up", self.index, 100 * backlog)
+        elif before < 1.0 and share == 1.0:
+            log.info("worker %d: caught up; every new flow is parsed again (%d were not)",
+                     self.index, self.analyzer.flows_unparsed)
 
     def _export(self, seq: int, *, final: bool) -> WorkerExport:
         return take_export(
@@ -162,7 +174,7 @@ class _Worker:
         )
 
     def run(self) -> int:
-        self.source.idle = self.check
+        self.source.idle = self.idle
         try:
             self.analyzer.run(self.source.frames(), tick=self.check, tick_every=CHECK_EVERY)
         except CaptureError as exc:
