@@ -378,6 +378,7 @@ def soak(sender: Sender, link: Link, pcap: Path, workers: int, pipeline: str, ra
         "pss_last_mb": pss[-1] if pss else 0.0,
         "pss_max_mb": max(pss, default=0.0),
         "load_mean": sum(s["load1"] for s in samples) / len(samples) if samples else 0.0,
+        "pss_per_minute": [round(s["pss_mb"]) for s in samples[5::6]],  # samples every 10 s
         "samples": samples,
     }
 
@@ -483,7 +484,10 @@ def markdown(args: argparse.Namespace, searches: list[Search], soaks: list[dict[
             f"memory (PSS, all processes) {soak_result['pss_first_mb']:.0f} MB after 10 s, "
             f"{soak_result['pss_last_mb']:.0f} MB at the end, max "
             f"{soak_result['pss_max_mb']:.0f} MB; mean load average "
-            f"{soak_result['load_mean']:.2f}.",
+            f"{soak_result['load_mean']:.2f}."
+            + (" Memory (PSS) at the end of each minute: "
+               + ", ".join(f"{mb}" for mb in soak_result["pss_per_minute"]) + " MB."
+               if soak_result.get("pss_per_minute") else ""),
         ]
     lines += ["", "Raw numbers: `bench/live_replay.py` prints one JSON line per step.", END, ""]
     return "\n".join(lines)
