@@ -664,6 +664,47 @@ static PyTypeObject LaneType = {
  * PcapWalker
  * ------------------------------------------------------------------------------------- */
 
+/* ``(ts, linktype, data, wirelen)`` with the frame copied out: what both walkers yield. */
+static PyObject *frame_tuple(double ts, PyObject *linktype_obj, const unsigned char *data,
+                             Py_ssize_t len, unsigned long long wirelen)
+{
+    PyObject *tso = PyFloat_FromDouble(ts);
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, len);
+    PyObject *wl = PyLong_FromUnsignedLongLong(wirelen);
+    PyObject *tup = PyTuple_New(4);
+    if (tso == NULL || bytes == NULL || wl == NULL || tup == NULL) {
+        Py_XDECREF(tso);
+        Py_XDECREF(bytes);
+        Py_XDECREF(wl);
+        Py_XDECREF(tup);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(tup, 0, tso);
+    PyTuple_SET_ITEM(tup, 1, Py_NewRef(linktype_obj));
+    PyTuple_SET_ITEM(tup, 2, bytes);
+    PyTuple_SET_ITEM(tup, 3, wl);
+    return tup;
+}
+
+/* attach(lane, tick, every)'s arguments, as both walkers take them: a Lane, a callable or
+ * None (NULL), and every >= 1. Returns 0, or -1 with an exception set. */
+static int parse_attach(PyObject *args, LaneObject **lane, PyObject **tick,
+                        unsigned long long *every)
+{
+    PyObject *lane_obj, *tick_obj;
+    if (!PyArg_ParseTuple(args, "O!OK:attach", &LaneType, &lane_obj, &tick_obj, every))
+        return -1;
+    if (tick_obj != Py_None && !PyCallable_Check(tick_obj)) {
+        PyErr_SetString(PyExc_TypeError, "tick must be callable or None");
+        return -1;
+    }
+    if (*every == 0)
+        *every = 1;
+    *lane = (LaneObject *)lane_obj;
+    *tick = tick_obj == Py_None ? NULL : tick_obj;
+    return 0;
+}
+
 typedef struct {
     PyObject_HEAD
     PyObject *buf;       /* buffer object; records from `pos` on are unread; NULL: finished */
@@ -842,24 +883,13 @@ static PyObject *walker_next(WalkerObject *w)
                     continue;
                 }
             }
-            PyObject *tso = PyFloat_FromDouble(ts);
-            PyObject *data = PyBytes_FromStringAndSize((const char *)frame, (Py_ssize_t)caplen);
-            PyObject *wl = PyLong_FromUnsignedLong(wirelen);
-            PyObject *tup = PyTuple_New(4);
-            if (tso == NULL || data == NULL || wl == NULL || tup == NULL) {
-                Py_XDECREF(tso);
-                Py_XDECREF(data);
-                Py_XDECREF(wl);
-                Py_XDECREF(tup);
+            PyObject *tup = frame_tuple(ts, w->linktype_obj, frame, (Py_ssize_t)caplen, wirelen);
+            if (tup == NULL) {
                 w->pos = pos; /* not consumed, as above */
                 w->count--;
                 return NULL;
             }
             w->pos = end;
-            PyTuple_SET_ITEM(tup, 0, tso);
-            PyTuple_SET_ITEM(tup, 1, Py_NewRef(w->linktype_obj));
-            PyTuple_SET_ITEM(tup, 2, data);
-            PyTuple_SET_ITEM(tup, 3, wl);
             return tup;
         }
         w->pos = pos;
@@ -874,18 +904,13 @@ static PyObject *walker_next(WalkerObject *w)
 
 static PyObject *Walker_attach(WalkerObject *w, PyObject *args)
 {
-    PyObject *lane, *tick;
+    LaneObject *lane;
+    PyObject *tick;
     unsigned long long every;
-    if (!PyArg_ParseTuple(args, "O!OK:attach", &LaneType, &lane, &tick, &every))
+    if (parse_attach(args, &lane, &tick, &every) < 0)
         return NULL;
-    if (tick != Py_None && !PyCallable_Check(tick)) {
-        PyErr_SetString(PyExc_TypeError, "tick must be callable or None");
-        return NULL;
-    }
-    if (every == 0)
-        every = 1;
-    Py_XSETREF(w->lane, (LaneObject *)Py_NewRef(lane));
-    Py_XSETREF(w->tick, tick == Py_None ? NULL : Py_NewRef(tick));
+    Py_XSETREF(w->lane, (LaneObject *)Py_NewRef((PyObject *)lane));
+    Py_XSETREF(w->tick, Py_XNewRef(tick));
     w->tick_every = every;
     Py_RETURN_NONE;
 }
@@ -1151,27 +1176,6 @@ static int ring_tick(RingObject *r)
     return 0;
 }
 
-/* ``(ts, linktype, data, wirelen)`` with the frame copied out of the ring. */
-static PyObject *ring_tuple(RingObject *r, const RingFrame *fr)
-{
-    PyObject *tso = PyFloat_FromDouble(fr->ts);
-    PyObject *data = PyBytes_FromStringAndSize((const char *)fr->data, fr->len);
-    PyObject *wl = PyLong_FromUnsignedLongLong(fr->wirelen);
-    PyObject *tup = PyTuple_New(4);
-    if (tso == NULL || data == NULL || wl == NULL || tup == NULL) {
-        Py_XDECREF(tso);
-        Py_XDECREF(data);
-        Py_XDECREF(wl);
-        Py_XDECREF(tup);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(tup, 0, tso);
-    PyTuple_SET_ITEM(tup, 1, Py_NewRef(r->linktype_obj));
-    PyTuple_SET_ITEM(tup, 2, data);
-    PyTuple_SET_ITEM(tup, 3, wl);
-    return tup;
-}
-
 /* The next frame the lane does not take; NULL without an exception: no block ready (or
  * stopped at a block boundary, or closed). A frame is consumed only once it is handled, so
  * an error leaves it to be read again. */
@@ -1213,7 +1217,7 @@ static PyObject *ring_next(RingObject *r)
                 continue;
             }
         }
-        PyObject *tup = ring_tuple(r, &fr);
+        PyObject *tup = frame_tuple(fr.ts, r->linktype_obj, fr.data, fr.len, fr.wirelen);
         if (tup != NULL)
             ring_consume(r, &fr);
         return tup;
@@ -1294,19 +1298,14 @@ static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 
 static PyObject *Ring_attach(RingObject *r, PyObject *args)
 {
-    PyObject *lane, *tick;
+    LaneObject *lane;
+    PyObject *tick;
     unsigned long long every;
-    if (!PyArg_ParseTuple(args, "O!OK:attach", &LaneType, &lane, &tick, &every))
+    if (parse_attach(args, &lane, &tick, &every) < 0 || lane_refresh(lane) < 0)
         return NULL;
-    if (tick != Py_None && !PyCallable_Check(tick)) {
-        PyErr_SetString(PyExc_TypeError, "tick must be callable or None");
-        return NULL;
-    }
-    if (lane_refresh((LaneObject *)lane) < 0)
-        return NULL;
-    Py_XSETREF(r->lane, (LaneObject *)Py_NewRef(lane));
-    Py_XSETREF(r->tick, tick == Py_None ? NULL : Py_NewRef(tick));
-    r->tick_every = every == 0 ? 1 : every;
+    Py_XSETREF(r->lane, (LaneObject *)Py_NewRef((PyObject *)lane));
+    Py_XSETREF(r->tick, Py_XNewRef(tick));
+    r->tick_every = every;
     r->attach_packets = r->lane_packets;
     r->attach_bytes = r->lane_bytes;
     Py_RETURN_NONE;

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -133,18 +132,12 @@ class FakeRing(RingSource):
 @contextmanager
 def mode(c: bool) -> Iterator[None]:
     """C walker (``c``) or the Python loop (``MEDTAP_NO_C=1``)."""
-    old = os.environ.get("MEDTAP_NO_C")
-    if c:
-        os.environ.pop("MEDTAP_NO_C", None)
-    else:
-        os.environ["MEDTAP_NO_C"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("MEDTAP_NO_C", None)
+    with pytest.MonkeyPatch.context() as m:
+        if c:
+            m.delenv("MEDTAP_NO_C", raising=False)
         else:
-            os.environ["MEDTAP_NO_C"] = old
+            m.setenv("MEDTAP_NO_C", "1")
+        yield
 
 
 @pytest.fixture(autouse=True)
